@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod meter;
+mod model;
+mod policy;
+mod queue;
+pub mod state_machine;
+mod storage;
+mod store;
+
+pub use async_trait::async_trait;
+pub use bytes::Bytes;
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use model::{
+    Attachment, AttachmentId, AttachmentState, MAX_EXTENSION_LEN, MAX_ID_LEN,
+    MAX_PATH_COMPONENT_LEN, MAX_PATH_LEN, WatchedAttachmentItem, default_filename,
+    validate_extension, validate_relative_path,
+};
+pub use policy::{
+    AttachmentErrorHandler, DefaultErrorHandler, ErrorAction, Operation, RetryPolicy,
+};
+pub use queue::{
+    AttachmentEvent, AttachmentQueue, AttachmentQueueBuilder, PassSummary, QueueConfig, SaveFile,
+    WatchSource,
+};
+pub use storage::{ByteStream, LocalStorage, RemoteStorage, byte_stream_from, collect_bytes};
+pub use store::{AttachmentStore, Decide, RowChange, StateCounts, UpdateHook};

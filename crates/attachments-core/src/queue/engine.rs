@@ -1,0 +1,695 @@
+//! How the queue works: the background worker, a sync pass, one transfer, saves and deletes,
+//! start-up verification and cache expiry. Every decision is taken by the pure functions of
+//! `state_machine`; this module does the I/O around them and applies what they return.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::{AttachmentEvent, BoundHook, PassSummary, SaveFile, Shared};
+use crate::error::{Error, ErrorKind, Result};
+use crate::meter::Meter;
+use crate::model::{Attachment, AttachmentId, AttachmentState, default_filename};
+use crate::policy::{ErrorAction, Operation, random_unit};
+use crate::state_machine::{
+    ReconcileContext, SavedFile, TransferOutcome, apply_outcome, pending_operation,
+    reconcile_watched, request_delete, retry_failed, saved_file_row, select_evictions,
+    verify_on_start,
+};
+use crate::store::{AttachmentStore, RowChange};
+
+/// Progress events are sent at least this many bytes apart, so a fast transfer of a big file
+/// does not flood subscribers.
+const PROGRESS_STEP: u64 = 256 * 1024;
+
+/// Milliseconds since the Unix epoch: the unit of `timestamp` and `next_attempt_at`.
+pub(crate) fn now_ms() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Removes an entry from one of the in-memory sets when dropped, however the future holding it
+/// ends (success, error, cancellation).
+struct SetEntry<'a, T: std::hash::Hash + Eq> {
+    set: &'a std::sync::Mutex<HashSet<T>>,
+    value: T,
+}
+
+impl<'a, T: std::hash::Hash + Eq + Clone> SetEntry<'a, T> {
+    /// Insert `value`; `None` if it was already there.
+    fn claim(set: &'a std::sync::Mutex<HashSet<T>>, value: T) -> Option<Self> {
+        let inserted = set.lock().expect("set lock poisoned").insert(value.clone());
+        inserted.then_some(SetEntry { set, value })
+    }
+}
+
+impl<T: std::hash::Hash + Eq> Drop for SetEntry<'_, T> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.value);
+        }
+    }
+}
+
+impl<S: AttachmentStore> Shared<S> {
+    fn emit(&self, event: AttachmentEvent) {
+        // no subscriber is fine
+        let _ = self.events.send(event);
+    }
+
+    fn emit_change(&self, from: Option<AttachmentState>, change: &RowChange) {
+        let to = change.new_state();
+        if from != to {
+            self.emit(AttachmentEvent::StateChanged {
+                id: change.id().clone(),
+                from,
+                to,
+            });
+        }
+    }
+
+    fn emit_error(&self, id: Option<AttachmentId>, operation: Option<Operation>, error: Error) {
+        self.emit(AttachmentEvent::Error {
+            id,
+            operation,
+            error,
+        });
+    }
+
+    // ---- the background worker -------------------------------------------------------------
+
+    pub(super) async fn run_worker(self: Arc<Self>, cancel: CancellationToken) {
+        let span = info_span!("attachment_sync");
+        async move {
+            info!("sync started");
+            if let Some(source) = self.watch_source.clone() {
+                let watcher = Arc::clone(&self);
+                let watch_cancel = cancel.clone();
+                tokio::spawn(
+                    async move { watcher.run_watcher(source(), watch_cancel).await }
+                        .in_current_span(),
+                );
+            }
+            let mut last_pass: Option<Instant> = None;
+            let mut next_due: Option<Instant> = None;
+            loop {
+                if let Some(last) = last_pass {
+                    let wake = match next_due {
+                        Some(due) => due.min(last + self.config.sync_interval),
+                        None => last + self.config.sync_interval,
+                    };
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = self.trigger.notified() => {}
+                        _ = tokio::time::sleep_until(wake) => {}
+                    }
+                    let earliest = last + self.config.sync_throttle;
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep_until(earliest) => {}
+                    }
+                }
+                last_pass = Some(Instant::now());
+                match self.run_pass(&cancel).await {
+                    Ok(_) => {}
+                    Err(error) => {
+                        warn!(%error, "sync pass failed");
+                        self.emit_error(None, None, error);
+                    }
+                }
+                if cancel.is_cancelled() {
+                    break;
+                }
+                next_due = self.next_due_instant().await;
+            }
+            info!("sync stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_watcher(
+        self: Arc<Self>,
+        mut stream: futures_util::stream::BoxStream<
+            'static,
+            Result<Vec<crate::model::WatchedAttachmentItem>>,
+        >,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return,
+                next = stream.next() => next,
+            };
+            match next {
+                Some(Ok(items)) => {
+                    debug!(referenced = items.len(), "watched attachments changed");
+                    *self.latest_items.lock().expect("items lock poisoned") = Some(Arc::new(items));
+                    self.trigger.notify_one();
+                }
+                Some(Err(error)) => {
+                    warn!(%error, "watched attachments query failed");
+                    self.emit_error(None, None, error);
+                }
+                None => {
+                    debug!("watched attachments stream ended");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// When the earliest backed-off row becomes due, so the worker wakes for it.
+    async fn next_due_instant(&self) -> Option<Instant> {
+        let rows = self.store.list(Some(&AttachmentState::QUEUED)).await.ok()?;
+        let now = now_ms();
+        let earliest = rows.iter().filter_map(|row| row.next_attempt_at).min()?;
+        let wait = u64::try_from(earliest.saturating_sub(now)).unwrap_or(0);
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    // ---- one pass ---------------------------------------------------------------------------
+
+    pub(super) async fn run_pass(&self, cancel: &CancellationToken) -> Result<PassSummary> {
+        let started = Instant::now();
+        if !self.verified.load(Ordering::SeqCst) {
+            // Two passes may both verify at start; the work is idempotent.
+            self.verify_local_files().await?;
+            self.verified.store(true, Ordering::SeqCst);
+        }
+        let mut summary = PassSummary::default();
+        let work = async {
+            self.reconcile().await?;
+            self.run_due_transfers(cancel, &mut summary).await?;
+            summary.evicted = self.expire_cache().await?;
+            Ok::<(), Error>(())
+        };
+        tokio::select! {
+            result = work => result?,
+            _ = cancel.cancelled() => summary.cancelled = true,
+        }
+        summary.duration = started.elapsed();
+        debug!(?summary, "sync pass done");
+        self.emit(AttachmentEvent::PassCompleted(summary.clone()));
+        Ok(summary)
+    }
+
+    /// Apply the latest watched references to the table.
+    async fn reconcile(&self) -> Result<()> {
+        let Some(items) = self
+            .latest_items
+            .lock()
+            .expect("items lock poisoned")
+            .clone()
+        else {
+            return Ok(());
+        };
+        let rows = self.store.list(None).await?;
+        let referenced: HashSet<&AttachmentId> = items.iter().map(|item| &item.id).collect();
+        let mut local_files_present = HashSet::new();
+        for row in &rows {
+            if row.state == AttachmentState::Archived
+                && referenced.contains(&row.id)
+                && let Some(path) = &row.local_uri
+                && self.local.exists(path).await?
+            {
+                local_files_present.insert(row.id.clone());
+            }
+        }
+        let context = ReconcileContext {
+            download_attachments: self.download_attachments.load(Ordering::SeqCst),
+            local_files_present,
+            now_ms: now_ms(),
+        };
+        let reconciliation = reconcile_watched(&rows, &items, &context);
+        for (id, error) in reconciliation.rejected {
+            warn!(%id, %error, "referenced attachment refused");
+            self.emit_error(Some(id), None, error);
+        }
+        self.apply_and_report(&rows, reconciliation.changes).await?;
+        Ok(())
+    }
+
+    /// Apply changes computed from `before` and emit a state event for each one that applied.
+    async fn apply_and_report(
+        &self,
+        before: &[Attachment],
+        changes: Vec<RowChange>,
+    ) -> Result<u64> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let applied = self.store.apply(changes.clone()).await?;
+        let mut count = 0;
+        for (change, applied) in changes.iter().zip(applied) {
+            if applied {
+                count += 1;
+                let from = before
+                    .iter()
+                    .find(|row| &row.id == change.id())
+                    .map(|row| row.state);
+                self.emit_change(from, change);
+            }
+        }
+        Ok(count)
+    }
+
+    async fn run_due_transfers(
+        &self,
+        cancel: &CancellationToken,
+        summary: &mut PassSummary,
+    ) -> Result<()> {
+        let rows = self.store.list(Some(&AttachmentState::QUEUED)).await?;
+        let now = now_ms();
+        let downloads = self.download_attachments.load(Ordering::SeqCst);
+        let due: Vec<(Attachment, SetEntry<'_, AttachmentId>)> = rows
+            .into_iter()
+            .filter(|row| row.next_attempt_at.is_none_or(|at| at <= now))
+            .filter(|row| downloads || row.state != AttachmentState::QueuedDownload)
+            .filter_map(|row| {
+                let claim = SetEntry::claim(&self.transferring, row.id.clone())?;
+                Some((row, claim))
+            })
+            .collect();
+        // At most `max_concurrency` transfers at once; each outcome is applied as soon as its
+        // transfer ends, not at the end of the pass.
+        let mut waiting = due.into_iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.config.max_concurrency {
+                let Some((row, claim)) = waiting.next() else {
+                    break;
+                };
+                running.push(self.transfer_claimed(row, claim, cancel));
+            }
+            let Some(report) = running.next().await else {
+                break;
+            };
+            match report? {
+                TransferReport::Completed(Operation::Upload) => summary.uploaded += 1,
+                TransferReport::Completed(Operation::Download) => summary.downloaded += 1,
+                TransferReport::Completed(Operation::Delete) => summary.deleted += 1,
+                TransferReport::Retrying => summary.retrying += 1,
+                TransferReport::Archived => summary.archived += 1,
+                TransferReport::Discarded => summary.discarded += 1,
+            }
+        }
+        Ok(())
+    }
+
+    // ---- one transfer -----------------------------------------------------------------------
+
+    /// Run a transfer while holding its claim on the id.
+    async fn transfer_claimed(
+        &self,
+        row: Attachment,
+        claim: SetEntry<'_, AttachmentId>,
+        cancel: &CancellationToken,
+    ) -> Result<TransferReport> {
+        let report = self.transfer(row, cancel).await;
+        drop(claim);
+        report
+    }
+
+    async fn transfer(
+        &self,
+        row: Attachment,
+        cancel: &CancellationToken,
+    ) -> Result<TransferReport> {
+        let operation = pending_operation(row.state).expect("only queued rows are transferred");
+        let span = info_span!("transfer", id = %row.id, %operation);
+        async move {
+            let meter = Meter::new();
+            let work = async {
+                match operation {
+                    Operation::Upload => self.upload(&row, &meter).await,
+                    Operation::Download => self.download(&row, &meter).await,
+                    Operation::Delete => self.remote.delete(&row).await.map(|()| TransferOutcome::Deleted),
+                }
+            };
+            let total = match operation {
+                Operation::Upload => row.size,
+                _ => None,
+            };
+            let result = tokio::select! {
+                result = self.watch_progress(work, &meter, &row.id, operation, total) => result,
+                _ = cancel.cancelled() => return Err(Error::new(ErrorKind::Cancelled, "sync stopped")),
+            };
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    let action = self.error_handler.on_error(&row, operation, &error).await;
+                    warn!(%error, ?action, attempts = row.attempts + 1, "transfer failed");
+                    self.emit_error(Some(row.id.clone()), Some(operation), error.clone());
+                    TransferOutcome::Failed { error, action }
+                }
+            };
+            let report = match &outcome {
+                TransferOutcome::Failed { action: ErrorAction::Archive, .. } => TransferReport::Archived,
+                TransferOutcome::Failed { .. } => TransferReport::Retrying,
+                _ => TransferReport::Completed(operation),
+            };
+            let change = apply_outcome(&row, outcome, &self.config.retry, random_unit(), now_ms());
+            let archived = change.new_state() == Some(AttachmentState::Archived);
+            if !self.store.apply(vec![change.clone()]).await?[0] {
+                // The row changed during the transfer (a delete, a re-save): its new state wins,
+                // and a new pass acts on it.
+                info!("outcome discarded: the attachment changed during the transfer");
+                self.trigger.notify_one();
+                return Ok(TransferReport::Discarded);
+            }
+            self.emit_change(Some(row.state), &change);
+            if operation == Operation::Delete {
+                self.remove_local_file(row.local_uri.as_deref()).await;
+            }
+            Ok(if archived { TransferReport::Archived } else { report })
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn upload(&self, row: &Attachment, meter: &Arc<Meter>) -> Result<TransferOutcome> {
+        let path = row.local_uri.as_deref().ok_or_else(|| {
+            Error::not_found(format!("attachment {} has no local file to upload", row.id))
+        })?;
+        let data = self.local.read(path).await?;
+        self.remote.upload(row, meter.wrap(data)).await?;
+        if let Some(expected) = row.size
+            && meter.bytes() != expected
+        {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "local file {path:?} holds {} bytes, {expected} were saved",
+                    meter.bytes()
+                ),
+            ));
+        }
+        Ok(TransferOutcome::Uploaded)
+    }
+
+    async fn download(&self, row: &Attachment, meter: &Arc<Meter>) -> Result<TransferOutcome> {
+        let data = self.remote.download(row).await?;
+        let size = self.local.write(&row.filename, meter.wrap(data)).await?;
+        Ok(TransferOutcome::Downloaded {
+            size,
+            checksum: meter.checksum(),
+        })
+    }
+
+    /// Run `work`, reporting byte progress, and fail it when no byte moves for
+    /// `transfer_timeout`.
+    async fn watch_progress<T>(
+        &self,
+        work: impl Future<Output = Result<T>>,
+        meter: &Arc<Meter>,
+        id: &AttachmentId,
+        operation: Operation,
+        total: Option<u64>,
+    ) -> Result<T> {
+        let idle_limit = self.config.transfer_timeout;
+        let mut progress = meter.subscribe();
+        let watchdog = async {
+            let mut reported = 0u64;
+            loop {
+                match tokio::time::timeout(idle_limit, progress.changed()).await {
+                    Ok(Ok(())) => {
+                        let bytes = *progress.borrow_and_update();
+                        if bytes >= reported + PROGRESS_STEP {
+                            reported = bytes;
+                            self.emit(AttachmentEvent::Progress {
+                                id: id.clone(),
+                                operation,
+                                bytes,
+                                total,
+                            });
+                        }
+                    }
+                    // the meter lives as long as this future: cannot happen, but never spin
+                    Ok(Err(_)) => std::future::pending::<()>().await,
+                    Err(_) => return,
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            () = watchdog => Err(Error::new(
+                ErrorKind::TimedOut,
+                format!("no byte moved for {idle_limit:?}"),
+            )),
+        };
+        if result.is_ok() && operation != Operation::Delete {
+            self.emit(AttachmentEvent::Progress {
+                id: id.clone(),
+                operation,
+                bytes: meter.bytes(),
+                total: Some(meter.bytes()),
+            });
+        }
+        result
+    }
+
+    /// Remove a local file the table no longer references, unless a save is writing it.
+    async fn remove_local_file(&self, path: Option<&str>) {
+        let Some(path) = path else { return };
+        if self
+            .saving
+            .lock()
+            .expect("saving lock poisoned")
+            .contains(path)
+        {
+            return;
+        }
+        if let Err(error) = self.local.delete(path).await {
+            // left as an orphan: the start-up sweep removes it
+            warn!(path, %error, "could not remove local file");
+        }
+    }
+
+    // ---- app operations ---------------------------------------------------------------------
+
+    pub(super) async fn save_file(
+        &self,
+        file: SaveFile,
+        hook: Option<BoundHook<S::Connection>>,
+    ) -> Result<Attachment> {
+        self.ensure_open()?;
+        let id = file.id.unwrap_or_else(AttachmentId::generate);
+        let filename = default_filename(&id, file.file_extension.as_deref())?;
+        if self.store.get(&id).await?.is_some() {
+            return Err(Error::invalid_input(format!(
+                "attachment {id} already exists; delete it first or save under a new id"
+            )));
+        }
+        let Some(_saving) = SetEntry::claim(&self.saving, filename.clone()) else {
+            return Err(Error::invalid_input(format!(
+                "a save of {filename:?} is already in progress"
+            )));
+        };
+        let meter = Meter::new();
+        let size = self.local.write(&filename, meter.wrap(file.data)).await?;
+        let row = saved_file_row(
+            SavedFile {
+                id: id.clone(),
+                filename: filename.clone(),
+                size,
+                checksum: meter.checksum(),
+                media_type: file.media_type,
+                meta_data: file.meta_data,
+            },
+            now_ms(),
+        );
+        let inserted = row.clone();
+        let decide = Box::new(move |existing: Option<Attachment>| match existing {
+            None => Ok(RowChange::Insert(inserted)),
+            Some(_) => Err(Error::invalid_input(format!(
+                "attachment {} already exists; delete it first or save under a new id",
+                inserted.id
+            ))),
+        });
+        let hook = hook.map(|bind| bind(row.clone()));
+        match self.store.apply_with_hook(&id, decide, hook).await {
+            Ok(change) => {
+                let mut saved = row;
+                if let RowChange::Insert(stored) = &change {
+                    saved = stored.clone();
+                }
+                saved.version = saved.version.max(1);
+                self.emit_change(None, &change);
+                info!(%id, size, "attachment saved");
+                self.trigger.notify_one();
+                Ok(saved)
+            }
+            Err(error) => {
+                if let Err(cleanup) = self.local.delete(&filename).await {
+                    warn!(%id, %cleanup, "could not remove the file of a failed save");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    pub(super) async fn delete_file(
+        &self,
+        id: &AttachmentId,
+        hook: Option<BoundHook<S::Connection>>,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        let current = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("attachment {id}")))?;
+        let now = now_ms();
+        let missing = id.clone();
+        let decide = Box::new(move |existing: Option<Attachment>| match existing {
+            Some(row) => Ok(request_delete(&row, now)),
+            None => Err(Error::not_found(format!("attachment {missing}"))),
+        });
+        let hook = hook.map(|bind| bind(current.clone()));
+        let change = self.store.apply_with_hook(id, decide, hook).await?;
+        self.emit_change(Some(current.state), &change);
+        self.trigger.notify_one();
+        Ok(())
+    }
+
+    pub(super) async fn retry(&self, id: &AttachmentId) -> Result<()> {
+        let row = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("attachment {id}")))?;
+        if row.failed_state == Some(AttachmentState::QueuedUpload) {
+            let present = match &row.local_uri {
+                Some(path) => self.local.exists(path).await?,
+                None => false,
+            };
+            if !present {
+                return Err(Error::not_found(format!(
+                    "attachment {id} failed to upload and its local file is gone: nothing to retry"
+                )));
+            }
+        }
+        let now = now_ms();
+        let missing = id.clone();
+        let decide = Box::new(move |existing: Option<Attachment>| match existing {
+            Some(row) => retry_failed(&row, now),
+            None => Err(Error::not_found(format!("attachment {missing}"))),
+        });
+        let change = self.store.apply_with_hook(id, decide, None).await?;
+        self.emit_change(Some(row.state), &change);
+        self.trigger.notify_one();
+        Ok(())
+    }
+
+    pub(super) async fn expire_cache(&self) -> Result<u64> {
+        let archived = self.store.list(Some(&[AttachmentState::Archived])).await?;
+        let evictions = select_evictions(
+            &archived,
+            self.config.archived_cache_limit,
+            self.config.archived_cache_bytes,
+        );
+        let mut evicted = 0;
+        for row in evictions {
+            let change = RowChange::Delete {
+                id: row.id.clone(),
+                expected_version: row.version,
+            };
+            // Row first: if it was revived meanwhile, its file stays.
+            if self.store.apply(vec![change.clone()]).await?[0] {
+                evicted += 1;
+                self.emit_change(Some(row.state), &change);
+                self.remove_local_file(row.local_uri.as_deref()).await;
+            }
+        }
+        if evicted > 0 {
+            debug!(evicted, "archived attachments evicted from the cache");
+        }
+        Ok(evicted)
+    }
+
+    pub(super) async fn clear_queue(&self) -> Result<u64> {
+        let rows = self.store.list(None).await?;
+        let removed = self.store.clear().await?;
+        for row in &rows {
+            self.remove_local_file(row.local_uri.as_deref()).await;
+            self.emit(AttachmentEvent::StateChanged {
+                id: row.id.clone(),
+                from: Some(row.state),
+                to: None,
+            });
+        }
+        info!(removed, "attachment queue cleared");
+        Ok(removed)
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::closed());
+        }
+        Ok(())
+    }
+
+    // ---- start-up verification ---------------------------------------------------------------
+
+    /// Bring the table and local storage back in line after a crash: drop temp files, fix rows
+    /// whose file is gone, remove files no row references.
+    async fn verify_local_files(&self) -> Result<()> {
+        let temp_removed = self.local.remove_temp_files().await?;
+        let rows = self.store.list(None).await?;
+        let now = now_ms();
+        let mut changes = Vec::new();
+        for row in &rows {
+            let exists = match &row.local_uri {
+                Some(path) => self.local.exists(path).await?,
+                None => false,
+            };
+            if let Some(change) = verify_on_start(row, exists, now) {
+                warn!(id = %row.id, state = %row.state, "local file missing");
+                changes.push(change);
+            }
+        }
+        let repaired = self.apply_and_report(&rows, changes).await?;
+
+        // Snapshot order matters: files, then saves in progress, then rows. A save that renames
+        // its file after the listing is not in it; one that commits after the snapshot of saves
+        // is in the rows.
+        let files = self.local.list().await?;
+        let saving = self.saving.lock().expect("saving lock poisoned").clone();
+        let rows = self.store.list(None).await?;
+        let mut keep: HashSet<String> = saving;
+        for row in rows {
+            keep.extend(row.local_uri);
+            // a download may have renamed its file but not yet recorded it
+            keep.insert(row.filename);
+        }
+        let mut orphans_removed = 0;
+        for file in files.into_iter().filter(|file| !keep.contains(file)) {
+            self.local.delete(&file).await?;
+            orphans_removed += 1;
+        }
+        info!(
+            temp_removed,
+            repaired, orphans_removed, "local files verified"
+        );
+        Ok(())
+    }
+}
+
+/// How one transfer ended, for the pass summary.
+enum TransferReport {
+    Completed(Operation),
+    Retrying,
+    Archived,
+    Discarded,
+}

@@ -1,0 +1,171 @@
+//! The two storage traits: where contents live on this device, and where they are shared.
+//!
+//! Contents always travel as a [`ByteStream`], so no adapter ever needs a whole file in memory.
+//! Adapters classify their failures into an [`Error`](crate::Error) kind and retryable flag;
+//! the queue decides what to do about them.
+
+use std::io;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::error::Result;
+use crate::model::Attachment;
+
+/// A file's contents as a stream of chunks.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
+
+/// A [`ByteStream`] over chunks already in memory (for tests and small payloads).
+///
+/// ```
+/// let stream = attachments_core::byte_stream_from(vec![b"hello ".to_vec(), b"world".to_vec()]);
+/// # drop(stream);
+/// ```
+pub fn byte_stream_from<I, B>(chunks: I) -> ByteStream
+where
+    I: IntoIterator<Item = B>,
+    I::IntoIter: Send + 'static,
+    B: Into<Bytes>,
+{
+    Box::pin(futures_util::stream::iter(
+        chunks.into_iter().map(|chunk| Ok(chunk.into())),
+    ))
+}
+
+/// Read a whole stream into memory. Meant for tests and small files only: the queue itself
+/// never does this.
+pub async fn collect_bytes(mut stream: ByteStream) -> io::Result<Vec<u8>> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+/// Where attachment contents are kept on this device.
+///
+/// Paths are relative, `/`-separated, and checked with
+/// [`validate_relative_path`](crate::validate_relative_path).
+///
+/// ```
+/// use attachments_core::LocalStorage;
+/// fn takes_any(_storage: std::sync::Arc<dyn LocalStorage>) {}
+/// ```
+#[async_trait]
+pub trait LocalStorage: Send + Sync + 'static {
+    /// Store `data` at `path`, replacing any file there, and return the number of bytes written.
+    ///
+    /// # Behavior
+    /// Atomic: readers see the old contents or the new ones, never a part. If the stream fails
+    /// or the future is dropped, nothing is left at `path` that was not there before, and no
+    /// temporary file survives the call.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a path that would leave the root; the stream's own error if it fails.
+    async fn write(&self, path: &str, data: ByteStream) -> Result<u64>;
+
+    /// Stream the contents at `path`.
+    ///
+    /// # Errors
+    /// `NotFound` when there is no file; `InvalidInput` for a hostile path.
+    async fn read(&self, path: &str) -> Result<ByteStream>;
+
+    /// Remove the file at `path`.
+    ///
+    /// # Behavior
+    /// Removing a missing file is `Ok`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a hostile path.
+    async fn delete(&self, path: &str) -> Result<()>;
+
+    /// Whether a file exists at `path`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a hostile path.
+    async fn exists(&self, path: &str) -> Result<bool>;
+
+    /// Every stored file's path (not temporary files), in no particular order.
+    async fn list(&self) -> Result<Vec<String>>;
+
+    /// Remove temporary files left behind by an earlier process that crashed mid-write, and
+    /// return how many were removed.
+    ///
+    /// # Behavior
+    /// Never removes the temporary file of a write still in progress in this process.
+    async fn remove_temp_files(&self) -> Result<u64>;
+}
+
+/// Where attachment contents are shared between devices: S3, Supabase Storage, a directory.
+///
+/// The object is addressed by [`Attachment::filename`] (adapters may add a prefix).
+///
+/// ```
+/// use attachments_core::RemoteStorage;
+/// fn takes_any(_storage: std::sync::Arc<dyn RemoteStorage>) {}
+/// ```
+#[async_trait]
+pub trait RemoteStorage: Send + Sync + 'static {
+    /// Store `data` as the object for `attachment`.
+    ///
+    /// # Behavior
+    /// Overwrites an existing object, so retrying after a crash succeeds. `attachment.size`,
+    /// when set, is the exact length of `data`; `attachment.media_type` should be recorded as
+    /// the object's content type.
+    ///
+    /// # Errors
+    /// Classified: temporary failures retryable, refusals permanent.
+    async fn upload(&self, attachment: &Attachment, data: ByteStream) -> Result<()>;
+
+    /// Stream the object for `attachment`.
+    ///
+    /// # Errors
+    /// `NotFound` (not retryable) when there is no such object.
+    async fn download(&self, attachment: &Attachment) -> Result<ByteStream>;
+
+    /// Remove the object for `attachment`.
+    ///
+    /// # Behavior
+    /// Removing a missing object is `Ok`.
+    async fn delete(&self, attachment: &Attachment) -> Result<()>;
+}
+
+/// Share one storage between the queue and the app: `Arc<FsLocalStorage>` is a storage too.
+#[async_trait]
+impl<T: LocalStorage + ?Sized> LocalStorage for std::sync::Arc<T> {
+    async fn write(&self, path: &str, data: ByteStream) -> Result<u64> {
+        (**self).write(path, data).await
+    }
+    async fn read(&self, path: &str) -> Result<ByteStream> {
+        (**self).read(path).await
+    }
+    async fn delete(&self, path: &str) -> Result<()> {
+        (**self).delete(path).await
+    }
+    async fn exists(&self, path: &str) -> Result<bool> {
+        (**self).exists(path).await
+    }
+    async fn list(&self) -> Result<Vec<String>> {
+        (**self).list().await
+    }
+    async fn remove_temp_files(&self) -> Result<u64> {
+        (**self).remove_temp_files().await
+    }
+}
+
+/// Share one remote between queues or with the app: `Arc<S3RemoteStorage>` is a remote too.
+#[async_trait]
+impl<T: RemoteStorage + ?Sized> RemoteStorage for std::sync::Arc<T> {
+    async fn upload(&self, attachment: &Attachment, data: ByteStream) -> Result<()> {
+        (**self).upload(attachment, data).await
+    }
+    async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {
+        (**self).download(attachment).await
+    }
+    async fn delete(&self, attachment: &Attachment) -> Result<()> {
+        (**self).delete(attachment).await
+    }
+}

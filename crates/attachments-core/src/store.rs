@@ -1,0 +1,163 @@
+//! The trait of the table that records every attachment's state.
+//!
+//! The core knows no SQL: a store applies [`RowChange`]s with compare-and-set on the row's
+//! `version`, and runs the app's update hook inside the same transaction when asked.
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+
+use crate::error::{BoxError, Result};
+use crate::model::{Attachment, AttachmentId, AttachmentState};
+
+/// The app's own SQL, run inside the transaction that writes the attachment row. `C` is the
+/// store's connection type (for SQLite, `sqlx::SqliteConnection`).
+pub type UpdateHook<C> =
+    Box<dyn for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<(), BoxError>> + Send + 'static>;
+
+/// Computes, from the current row (if any), the change [`AttachmentStore::apply_with_hook`]
+/// applies; runs inside the store's transaction.
+pub type Decide = Box<dyn FnOnce(Option<Attachment>) -> Result<RowChange> + Send + 'static>;
+
+/// One write to the table. Every applied change bumps the row's `version`; the row's other
+/// fields are written as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowChange {
+    /// Insert the row unless one with its id exists.
+    Insert(Attachment),
+    /// Replace the row if its version is still `expected_version`.
+    Update {
+        /// The version the change was computed from.
+        expected_version: i64,
+        /// The new contents.
+        row: Attachment,
+    },
+    /// Remove the row if its version is still `expected_version`.
+    Delete {
+        /// The row to remove.
+        id: AttachmentId,
+        /// The version the change was computed from.
+        expected_version: i64,
+    },
+}
+
+impl RowChange {
+    /// The id of the row this change writes.
+    pub fn id(&self) -> &AttachmentId {
+        match self {
+            RowChange::Insert(row) | RowChange::Update { row, .. } => &row.id,
+            RowChange::Delete { id, .. } => id,
+        }
+    }
+
+    /// The state the row has after the change (`None` when it is removed).
+    pub fn new_state(&self) -> Option<AttachmentState> {
+        match self {
+            RowChange::Insert(row) | RowChange::Update { row, .. } => Some(row.state),
+            RowChange::Delete { .. } => None,
+        }
+    }
+}
+
+/// How many attachments are in each state.
+///
+/// ```
+/// use attachments_core::{AttachmentState, StateCounts};
+/// let mut counts = StateCounts::default();
+/// counts.add(AttachmentState::Synced, 2);
+/// assert_eq!(counts.get(AttachmentState::Synced), 2);
+/// assert_eq!(counts.total(), 2);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Rows in `QueuedDownload`.
+    pub queued_download: u64,
+    /// Rows in `QueuedUpload`.
+    pub queued_upload: u64,
+    /// Rows in `QueuedDelete`.
+    pub queued_delete: u64,
+    /// Rows in `Synced`.
+    pub synced: u64,
+    /// Rows in `Archived`.
+    pub archived: u64,
+}
+
+impl StateCounts {
+    /// The count for one state.
+    pub fn get(&self, state: AttachmentState) -> u64 {
+        match state {
+            AttachmentState::QueuedDownload => self.queued_download,
+            AttachmentState::QueuedUpload => self.queued_upload,
+            AttachmentState::QueuedDelete => self.queued_delete,
+            AttachmentState::Synced => self.synced,
+            AttachmentState::Archived => self.archived,
+        }
+    }
+
+    /// Add `n` to the count for `state`.
+    pub fn add(&mut self, state: AttachmentState, n: u64) {
+        let slot = match state {
+            AttachmentState::QueuedDownload => &mut self.queued_download,
+            AttachmentState::QueuedUpload => &mut self.queued_upload,
+            AttachmentState::QueuedDelete => &mut self.queued_delete,
+            AttachmentState::Synced => &mut self.synced,
+            AttachmentState::Archived => &mut self.archived,
+        };
+        *slot += n;
+    }
+
+    /// All rows.
+    pub fn total(&self) -> u64 {
+        AttachmentState::ALL.iter().map(|s| self.get(*s)).sum()
+    }
+
+    /// Rows with a transfer pending.
+    pub fn queued(&self) -> u64 {
+        self.queued_download + self.queued_upload + self.queued_delete
+    }
+}
+
+/// The attachment table.
+///
+/// # Contract
+/// Every write bumps `version` by one (a new row starts at 1). `Update` and `Delete` apply only
+/// while the stored version equals `expected_version`; otherwise they change nothing and report
+/// `false`. A row whose stored state code is unknown is an `InvalidInput` error when read.
+///
+/// ```
+/// use attachments_core::AttachmentStore;
+/// // dyn-compatible once the connection type is named
+/// fn takes_any<C: ?Sized + Send>(_store: std::sync::Arc<dyn AttachmentStore<Connection = C>>) {}
+/// ```
+#[async_trait]
+pub trait AttachmentStore: Send + Sync + 'static {
+    /// The connection an [`UpdateHook`] runs the app's SQL on.
+    type Connection: ?Sized + Send;
+
+    /// The row with this id.
+    async fn get(&self, id: &AttachmentId) -> Result<Option<Attachment>>;
+
+    /// Every row, or only those in `states`, oldest `timestamp` first.
+    async fn list(&self, states: Option<&[AttachmentState]>) -> Result<Vec<Attachment>>;
+
+    /// Apply `changes` in one transaction; report for each whether it applied.
+    async fn apply(&self, changes: Vec<RowChange>) -> Result<Vec<bool>>;
+
+    /// In one write transaction: read the row `id`, let `decide` compute the change from it,
+    /// apply the change, then run `hook`. Returns the applied change.
+    ///
+    /// # Errors
+    /// `decide`'s error, or a `Hook` error when the hook fails; either way everything is rolled
+    /// back and the table is unchanged.
+    async fn apply_with_hook(
+        &self,
+        id: &AttachmentId,
+        decide: Decide,
+        hook: Option<UpdateHook<Self::Connection>>,
+    ) -> Result<RowChange>;
+
+    /// How many rows are in each state.
+    async fn count_by_state(&self) -> Result<StateCounts>;
+
+    /// Remove every row; return how many.
+    async fn clear(&self) -> Result<u64>;
+}
