@@ -1,0 +1,423 @@
+//! `SqliteStore`: the attachment table in the app's own SQLite database.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use attachments_core::{
+    Attachment, AttachmentId, AttachmentState, AttachmentStore, Decide, Error, ErrorKind, Result,
+    RowChange, StateCounts, UpdateHook,
+};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
+
+use crate::error::db_error;
+
+/// The default table name, the one the PowerSync SDKs use.
+pub const DEFAULT_TABLE_NAME: &str = "attachments_queue";
+
+const COLUMNS: &str = "id, filename, local_uri, timestamp, size, media_type, state, has_synced, \
+                       meta_data, attempts, next_attempt_at, last_error, checksum, version, \
+                       failed_state";
+
+/// The attachment table in a SQLite database the app owns, through its `sqlx::SqlitePool`.
+///
+/// The table is created by migrations the store runs itself and records in its own tracking
+/// table (`_<table>_migrations`), never in the app's `_sqlx_migrations`, so the app's
+/// `sqlx::migrate!()` keeps working on the same database. Every write runs in a short
+/// `BEGIN IMMEDIATE` transaction, which waits on the pool's busy timeout instead of failing
+/// with `database is locked` when the app writes at the same time.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use attachments_sqlite::SqliteStore;
+/// use attachments_core::AttachmentStore;
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+/// let store = SqliteStore::new(pool).await.unwrap();
+/// assert_eq!(store.count_by_state().await.unwrap().total(), 0);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    table: Arc<str>,
+    sql: Arc<Statements>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every statement, built once for the configured table name.
+struct Statements {
+    get: String,
+    list_all: String,
+    insert: String,
+    update: String,
+    delete: String,
+    count: String,
+    clear: String,
+}
+
+impl Statements {
+    fn new(table: &str) -> Self {
+        Statements {
+            get: format!(r#"SELECT {COLUMNS} FROM "{table}" WHERE id = ?"#),
+            list_all: format!(r#"SELECT {COLUMNS} FROM "{table}""#),
+            insert: format!(
+                r#"INSERT INTO "{table}" ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+                   ON CONFLICT(id) DO NOTHING"#
+            ),
+            update: format!(
+                r#"UPDATE "{table}" SET filename = ?, local_uri = ?, timestamp = ?, size = ?,
+                   media_type = ?, state = ?, has_synced = ?, meta_data = ?, attempts = ?,
+                   next_attempt_at = ?, last_error = ?, checksum = ?, version = version + 1,
+                   failed_state = ?
+                   WHERE id = ? AND version = ?"#
+            ),
+            delete: format!(r#"DELETE FROM "{table}" WHERE id = ? AND version = ?"#),
+            count: format!(r#"SELECT state, COUNT(*) FROM "{table}" GROUP BY state"#),
+            clear: format!(r#"DELETE FROM "{table}""#),
+        }
+    }
+}
+
+fn sql(text: &str) -> impl SqlSafeStr {
+    // The only dynamic part of any statement is the table name, validated in `with_table`.
+    AssertSqlSafe(text.to_owned())
+}
+
+impl SqliteStore {
+    /// A store over `pool` with the default table `attachments_queue`, migrated.
+    ///
+    /// # Errors
+    /// `Database` when the migrations fail.
+    pub async fn new(pool: SqlitePool) -> Result<Self> {
+        Self::with_table(pool, DEFAULT_TABLE_NAME).await
+    }
+
+    /// A store over `pool` with its own table name (1 to 64 characters of `[A-Za-z0-9_]`, not
+    /// starting with a digit), migrated.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad table name; `Database` when the migrations fail.
+    pub async fn with_table(pool: SqlitePool, table: &str) -> Result<Self> {
+        validate_table_name(table)?;
+        let store = SqliteStore {
+            pool,
+            table: Arc::from(table),
+            sql: Arc::new(Statements::new(table)),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The attachment table's name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// The name of the table that records which of the store's migrations ran.
+    pub fn migrations_table_name(&self) -> String {
+        format!("_{}_migrations", self.table)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let table = &*self.table;
+        let create = format!(
+            r#"CREATE TABLE "{table}" (
+                id TEXT PRIMARY KEY NOT NULL,
+                filename TEXT NOT NULL,
+                local_uri TEXT,
+                timestamp INTEGER NOT NULL,
+                size INTEGER,
+                media_type TEXT,
+                state INTEGER NOT NULL,
+                has_synced INTEGER NOT NULL DEFAULT 0,
+                meta_data TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at INTEGER,
+                last_error TEXT,
+                checksum TEXT,
+                version INTEGER NOT NULL DEFAULT 1,
+                failed_state INTEGER
+            );
+            CREATE INDEX "{table}_state" ON "{table}" (state);
+            CREATE INDEX "{table}_state_timestamp" ON "{table}" (state, timestamp);"#
+        );
+        let migrations = vec![Migration::new(
+            1,
+            Cow::Owned(format!("create {table}")),
+            MigrationType::Simple,
+            AssertSqlSafe(create).into_sql_str(),
+            false,
+        )];
+        let mut migrator = Migrator::with_migrations(migrations);
+        migrator.dangerous_set_table_name(self.migrations_table_name());
+        migrator.run(&self.pool).await.map_err(|error| {
+            Error::new(
+                ErrorKind::Database,
+                format!("migrating attachment table {table:?}"),
+            )
+            .with_source(error)
+        })
+    }
+
+    async fn apply_one(connection: &mut SqliteConnection, sql: &Statements, change: &RowChange) -> Result<bool> {
+        let result = match change {
+            RowChange::Insert(row) => {
+                sqlx::query(self::sql(&sql.insert))
+                    .bind(row.id.as_str())
+                    .bind(&row.filename)
+                    .bind(&row.local_uri)
+                    .bind(row.timestamp)
+                    .bind(size_to_sql(row.size)?)
+                    .bind(&row.media_type)
+                    .bind(row.state.code())
+                    .bind(row.has_synced)
+                    .bind(&row.meta_data)
+                    .bind(i64::from(row.attempts))
+                    .bind(row.next_attempt_at)
+                    .bind(&row.last_error)
+                    .bind(&row.checksum)
+                    .bind(row.failed_state.map(AttachmentState::code))
+                    .execute(&mut *connection)
+                    .await
+            }
+            RowChange::Update {
+                expected_version,
+                row,
+            } => {
+                sqlx::query(self::sql(&sql.update))
+                    .bind(&row.filename)
+                    .bind(&row.local_uri)
+                    .bind(row.timestamp)
+                    .bind(size_to_sql(row.size)?)
+                    .bind(&row.media_type)
+                    .bind(row.state.code())
+                    .bind(row.has_synced)
+                    .bind(&row.meta_data)
+                    .bind(i64::from(row.attempts))
+                    .bind(row.next_attempt_at)
+                    .bind(&row.last_error)
+                    .bind(&row.checksum)
+                    .bind(row.failed_state.map(AttachmentState::code))
+                    .bind(row.id.as_str())
+                    .bind(expected_version)
+                    .execute(&mut *connection)
+                    .await
+            }
+            RowChange::Delete {
+                id,
+                expected_version,
+            } => {
+                sqlx::query(self::sql(&sql.delete))
+                    .bind(id.as_str())
+                    .bind(expected_version)
+                    .execute(&mut *connection)
+                    .await
+            }
+        };
+        let done = result.map_err(|e| db_error(e, format!("writing attachment {}", change.id())))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
+        // writes later can fail with SQLITE_BUSY without waiting when another writer is active.
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error(e, "starting a write transaction"))
+    }
+}
+
+#[async_trait]
+impl AttachmentStore for SqliteStore {
+    type Connection = SqliteConnection;
+
+    async fn get(&self, id: &AttachmentId) -> Result<Option<Attachment>> {
+        let row = sqlx::query(sql(&self.sql.get))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(e, format!("reading attachment {id}")))?;
+        row.as_ref().map(row_to_attachment).transpose()
+    }
+
+    async fn list(&self, states: Option<&[AttachmentState]>) -> Result<Vec<Attachment>> {
+        let mut query = self.sql.list_all.clone();
+        if let Some(states) = states {
+            // state codes come from our own enum: safe to inline
+            let codes: Vec<String> = states.iter().map(|s| s.code().to_string()).collect();
+            query.push_str(&format!(" WHERE state IN ({})", codes.join(", ")));
+        }
+        query.push_str(" ORDER BY timestamp, id");
+        let rows = sqlx::query(sql(&query))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "listing attachments"))?;
+        rows.iter().map(row_to_attachment).collect()
+    }
+
+    async fn apply(&self, changes: Vec<RowChange>) -> Result<Vec<bool>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut applied = Vec::with_capacity(changes.len());
+        for change in &changes {
+            applied.push(Self::apply_one(&mut tx, &self.sql, change).await?);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error(e, "committing attachment changes"))?;
+        Ok(applied)
+    }
+
+    async fn apply_with_hook(
+        &self,
+        id: &AttachmentId,
+        decide: Decide,
+        hook: Option<UpdateHook<SqliteConnection>>,
+    ) -> Result<RowChange> {
+        let mut tx = self.begin_write().await?;
+        let current = sqlx::query(sql(&self.sql.get))
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_error(e, format!("reading attachment {id}")))?;
+        let current = current.as_ref().map(row_to_attachment).transpose()?;
+        // An early return drops `tx`, which rolls it back.
+        let change = decide(current)?;
+        if change.id() != id {
+            return Err(Error::invalid_input(format!(
+                "a change for attachment {} was decided for {id}",
+                change.id()
+            )));
+        }
+        if !Self::apply_one(&mut tx, &self.sql, &change).await? {
+            return Err(Error::new(
+                ErrorKind::Database,
+                format!("attachment {id} changed inside its own transaction"),
+            ));
+        }
+        if let Some(hook) = hook {
+            hook(&mut tx).await.map_err(|source| {
+                Error::new(ErrorKind::Hook, format!("update hook for attachment {id}"))
+                    .with_source(source)
+            })?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error(e, format!("committing attachment {id}")))?;
+        Ok(change)
+    }
+
+    async fn count_by_state(&self) -> Result<StateCounts> {
+        let rows = sqlx::query(sql(&self.sql.count))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "counting attachments"))?;
+        let mut counts = StateCounts::default();
+        for row in rows {
+            let code: i64 = row.try_get(0).map_err(|e| db_error(e, "counting attachments"))?;
+            let count: i64 = row.try_get(1).map_err(|e| db_error(e, "counting attachments"))?;
+            let state = AttachmentState::from_code(code)?;
+            counts.add(state, u64::try_from(count).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        let done = sqlx::query(sql(&self.sql.clear))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "clearing attachments"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn validate_table_name(table: &str) -> Result<()> {
+    let mut chars = table.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok
+        || table.len() > 64
+        || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(Error::invalid_input(format!(
+            "table name must be 1 to 64 characters of [A-Za-z0-9_], not starting with a digit, got {table:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn size_to_sql(size: Option<u64>) -> Result<Option<i64>> {
+    size.map(|size| {
+        i64::try_from(size).map_err(|_| Error::invalid_input(format!("size {size} is too large")))
+    })
+    .transpose()
+}
+
+/// Read one row; anything the table should never hold (an unknown state code, a negative size,
+/// an invalid id) is a clear error naming the row.
+fn row_to_attachment(row: &SqliteRow) -> Result<Attachment> {
+    let raw_id: String = column(row, "id")?;
+    let corrupt = |what: String| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("attachment row {raw_id:?}: {what}"),
+        )
+    };
+    let id = AttachmentId::new(raw_id.clone()).map_err(|e| corrupt(e.message().to_owned()))?;
+    let state_code: i64 = column(row, "state")?;
+    let state = AttachmentState::from_code(state_code)
+        .map_err(|e| corrupt(e.message().to_owned()))?;
+    let failed_state = column::<Option<i64>>(row, "failed_state")?
+        .map(AttachmentState::from_code)
+        .transpose()
+        .map_err(|e| corrupt(format!("failed_state: {}", e.message())))?;
+    let size = column::<Option<i64>>(row, "size")?
+        .map(|size| u64::try_from(size).map_err(|_| corrupt(format!("negative size {size}"))))
+        .transpose()?;
+    let attempts: i64 = column(row, "attempts")?;
+    Ok(Attachment {
+        id,
+        filename: column::<Option<String>>(row, "filename")?
+            .ok_or_else(|| corrupt("filename is NULL".to_owned()))?,
+        local_uri: column(row, "local_uri")?,
+        timestamp: column(row, "timestamp")?,
+        size,
+        media_type: column(row, "media_type")?,
+        state,
+        has_synced: column::<i64>(row, "has_synced")? != 0,
+        meta_data: column(row, "meta_data")?,
+        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+        next_attempt_at: column(row, "next_attempt_at")?,
+        last_error: column(row, "last_error")?,
+        checksum: column(row, "checksum")?,
+        version: column(row, "version")?,
+        failed_state,
+    })
+}
+
+fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(name)
+        .map_err(|e| db_error(e, format!("reading column {name}")))
+}
