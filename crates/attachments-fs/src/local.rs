@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use attachments_core::{ByteStream, Error, ErrorKind, LocalStorage, Result, validate_relative_path};
+use attachments_core::{
+    ByteStream, Error, ErrorKind, LocalStorage, Result, validate_relative_path,
+};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;

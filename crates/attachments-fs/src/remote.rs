@@ -47,7 +47,10 @@ impl FsRemoteStorage {
 #[async_trait]
 impl RemoteStorage for FsRemoteStorage {
     async fn upload(&self, attachment: &Attachment, data: ByteStream) -> Result<()> {
-        self.files.write(&attachment.filename, data).await.map(|_| ())
+        self.files
+            .write(&attachment.filename, data)
+            .await
+            .map(|_| ())
     }
 
     async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {

@@ -174,7 +174,11 @@ impl SqliteStore {
         })
     }
 
-    async fn apply_one(connection: &mut SqliteConnection, sql: &Statements, change: &RowChange) -> Result<bool> {
+    async fn apply_one(
+        connection: &mut SqliteConnection,
+        sql: &Statements,
+        change: &RowChange,
+    ) -> Result<bool> {
         let result = match change {
             RowChange::Insert(row) => {
                 sqlx::query(self::sql(&sql.insert))
@@ -229,7 +233,8 @@ impl SqliteStore {
                     .await
             }
         };
-        let done = result.map_err(|e| db_error(e, format!("writing attachment {}", change.id())))?;
+        let done =
+            result.map_err(|e| db_error(e, format!("writing attachment {}", change.id())))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -332,8 +337,12 @@ impl AttachmentStore for SqliteStore {
             .map_err(|e| db_error(e, "counting attachments"))?;
         let mut counts = StateCounts::default();
         for row in rows {
-            let code: i64 = row.try_get(0).map_err(|e| db_error(e, "counting attachments"))?;
-            let count: i64 = row.try_get(1).map_err(|e| db_error(e, "counting attachments"))?;
+            let code: i64 = row
+                .try_get(0)
+                .map_err(|e| db_error(e, "counting attachments"))?;
+            let count: i64 = row
+                .try_get(1)
+                .map_err(|e| db_error(e, "counting attachments"))?;
             let state = AttachmentState::from_code(code)?;
             counts.add(state, u64::try_from(count).unwrap_or(0));
         }
@@ -384,8 +393,8 @@ fn row_to_attachment(row: &SqliteRow) -> Result<Attachment> {
     };
     let id = AttachmentId::new(raw_id.clone()).map_err(|e| corrupt(e.message().to_owned()))?;
     let state_code: i64 = column(row, "state")?;
-    let state = AttachmentState::from_code(state_code)
-        .map_err(|e| corrupt(e.message().to_owned()))?;
+    let state =
+        AttachmentState::from_code(state_code).map_err(|e| corrupt(e.message().to_owned()))?;
     let failed_state = column::<Option<i64>>(row, "failed_state")?
         .map(AttachmentState::from_code)
         .transpose()

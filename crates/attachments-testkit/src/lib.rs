@@ -1,1 +1,11 @@
-//! stub
+#![doc = include_str!("../README.md")]
+
+mod data;
+mod faulty;
+mod memory;
+mod suites;
+
+pub use data::{byte_at, failing_stream, patterned_bytes, patterned_stream};
+pub use faulty::{CallCounts, Fault, FaultyRemoteStorage};
+pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
+pub use suites::{HOSTILE_PATHS, local_storage_suite, remote_storage_suite, store_suite};

@@ -1,0 +1,156 @@
+//! A remote that fails on purpose: fail the next N calls, add latency, hang, or fail one
+//! attachment forever.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use attachments_core::{Attachment, ByteStream, Error, RemoteStorage, Result};
+
+/// What a [`FaultyRemoteStorage`] does to a call instead of passing it on.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Fail with this error.
+    Fail(Error),
+    /// Never answer (until the caller gives up).
+    Hang,
+}
+
+/// Calls that reached the wrapper, by operation (including failed ones).
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    /// `upload` calls.
+    pub uploads: AtomicU64,
+    /// `download` calls.
+    pub downloads: AtomicU64,
+    /// `delete` calls.
+    pub deletes: AtomicU64,
+}
+
+impl CallCounts {
+    /// All calls.
+    pub fn total(&self) -> u64 {
+        self.uploads.load(Ordering::SeqCst)
+            + self.downloads.load(Ordering::SeqCst)
+            + self.deletes.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    next: VecDeque<Fault>,
+    by_filename: HashMap<String, Fault>,
+    latency: Duration,
+}
+
+/// Wraps a [`RemoteStorage`] and injects faults. Clones share faults and counters.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use attachments_core::{Attachment, AttachmentId, AttachmentState, Error, ErrorKind, RemoteStorage};
+/// use attachments_testkit::{FaultyRemoteStorage, MemoryRemoteStorage};
+/// let remote = FaultyRemoteStorage::new(MemoryRemoteStorage::default());
+/// remote.fail_next(1, Error::new(ErrorKind::Unavailable, "injected"));
+/// let row = Attachment::new(AttachmentId::new("a").unwrap(), "a", AttachmentState::QueuedDelete, 0);
+/// assert!(remote.delete(&row).await.is_err());
+/// assert!(remote.delete(&row).await.is_ok());
+/// assert_eq!(remote.calls().total(), 2);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct FaultyRemoteStorage<R> {
+    inner: R,
+    faults: Arc<Mutex<Faults>>,
+    calls: Arc<CallCounts>,
+}
+
+impl<R: RemoteStorage> FaultyRemoteStorage<R> {
+    /// Wrap `inner`; no faults until told.
+    pub fn new(inner: R) -> Self {
+        FaultyRemoteStorage {
+            inner,
+            faults: Arc::default(),
+            calls: Arc::default(),
+        }
+    }
+
+    /// The wrapped remote.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// Fail the next `n` calls with `error`.
+    pub fn fail_next(&self, n: usize, error: Error) {
+        let mut faults = self.faults.lock().expect("lock");
+        faults
+            .next
+            .extend(std::iter::repeat_n(Fault::Fail(error), n));
+    }
+
+    /// Make the next `n` calls hang.
+    pub fn hang_next(&self, n: usize) {
+        let mut faults = self.faults.lock().expect("lock");
+        faults.next.extend(std::iter::repeat_n(Fault::Hang, n));
+    }
+
+    /// Apply `fault` to every call for `filename` until [`heal`](Self::heal).
+    pub fn fault_filename(&self, filename: impl Into<String>, fault: Fault) {
+        let mut faults = self.faults.lock().expect("lock");
+        faults.by_filename.insert(filename.into(), fault);
+    }
+
+    /// Wait this long before every call.
+    pub fn set_latency(&self, latency: Duration) {
+        self.faults.lock().expect("lock").latency = latency;
+    }
+
+    /// Remove every fault and the latency.
+    pub fn heal(&self) {
+        *self.faults.lock().expect("lock") = Faults::default();
+    }
+
+    /// Calls seen so far.
+    pub fn calls(&self) -> &CallCounts {
+        &self.calls
+    }
+
+    async fn before_call(&self, attachment: &Attachment, counter: &AtomicU64) -> Result<()> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let (fault, latency) = {
+            let mut faults = self.faults.lock().expect("lock");
+            let fault = match faults.by_filename.get(&attachment.filename) {
+                Some(fault) => Some(fault.clone()),
+                None => faults.next.pop_front(),
+            };
+            (fault, faults.latency)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        match fault {
+            None => Ok(()),
+            Some(Fault::Fail(error)) => Err(error),
+            Some(Fault::Hang) => std::future::pending().await,
+        }
+    }
+}
+
+#[async_trait]
+impl<R: RemoteStorage> RemoteStorage for FaultyRemoteStorage<R> {
+    async fn upload(&self, attachment: &Attachment, data: ByteStream) -> Result<()> {
+        self.before_call(attachment, &self.calls.uploads).await?;
+        self.inner.upload(attachment, data).await
+    }
+
+    async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {
+        self.before_call(attachment, &self.calls.downloads).await?;
+        self.inner.download(attachment).await
+    }
+
+    async fn delete(&self, attachment: &Attachment) -> Result<()> {
+        self.before_call(attachment, &self.calls.deletes).await?;
+        self.inner.delete(attachment).await
+    }
+}

@@ -1,0 +1,38 @@
+//! Conformance suites: one public async function per trait, checking exactly what the trait's
+//! documentation promises. An adapter crate calls them from its own `tests/conformance.rs`.
+//! They panic (with a message naming the broken promise) on the first violation.
+
+mod local;
+mod remote;
+mod store;
+
+pub use local::local_storage_suite;
+pub use remote::remote_storage_suite;
+pub use store::store_suite;
+
+/// Paths no storage may accept, each with why.
+pub const HOSTILE_PATHS: [&str; 9] = [
+    "../x",
+    "a/../../x",
+    "/etc/passwd",
+    "a\0b",
+    "a\\b",
+    "",
+    "a//b",
+    "./a",
+    "dir/..",
+];
+
+/// A prefix unique to one suite run, so runs against a shared server do not collide.
+pub(crate) fn unique_prefix(suite: &str) -> String {
+    format!("{suite}-{}", uuid_like())
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}-{:x}", std::process::id())
+}

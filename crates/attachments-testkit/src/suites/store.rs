@@ -1,0 +1,219 @@
+use attachments_core::{
+    Attachment, AttachmentId, AttachmentState, AttachmentStore, Error, ErrorKind, RowChange,
+};
+
+fn row(id: &str, state: AttachmentState, timestamp: i64) -> Attachment {
+    Attachment::new(
+        AttachmentId::new(id).unwrap(),
+        format!("{id}.jpg"),
+        state,
+        timestamp,
+    )
+}
+
+/// Check an [`AttachmentStore`] against its contract. Needs an empty table and leaves it empty.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # // the SQLite store runs this suite in attachments-sqlite's tests
+/// # });
+/// ```
+pub async fn store_suite<S: AttachmentStore>(store: &S) {
+    use AttachmentState::*;
+    assert_eq!(
+        store.count_by_state().await.unwrap().total(),
+        0,
+        "the suite needs an empty table"
+    );
+
+    // every field round trips
+    let mut full = row("full", QueuedUpload, 1_700_000_000_123);
+    full.local_uri = Some("full.jpg".into());
+    full.size = Some(u64::from(u32::MAX) + 7);
+    full.media_type = Some("image/jpeg".into());
+    full.has_synced = true;
+    full.meta_data = Some(r#"{"caption":"été"}"#.into());
+    full.attempts = 3;
+    full.next_attempt_at = Some(1_700_000_999_000);
+    full.last_error = Some("unavailable: 503".into());
+    full.checksum = Some("sha256:abcd".into());
+    full.failed_state = Some(QueuedDownload);
+    assert_eq!(
+        store
+            .apply(vec![RowChange::Insert(full.clone())])
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let stored = store
+        .get(&full.id)
+        .await
+        .unwrap()
+        .expect("inserted row is readable");
+    assert_eq!(stored.version, 1, "a new row starts at version 1");
+    full.version = 1;
+    assert_eq!(stored, full, "every field round trips");
+
+    // insert never replaces
+    let mut other = full.clone();
+    other.filename = "changed.jpg".into();
+    assert_eq!(
+        store.apply(vec![RowChange::Insert(other)]).await.unwrap(),
+        vec![false]
+    );
+    assert_eq!(
+        store.get(&full.id).await.unwrap().unwrap().filename,
+        "full.jpg"
+    );
+
+    // compare-and-set update
+    let mut synced = stored.clone();
+    synced.state = Synced;
+    let applied = store
+        .apply(vec![RowChange::Update {
+            expected_version: 1,
+            row: synced.clone(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let after = store.get(&full.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.state, after.version),
+        (Synced, 2),
+        "an update bumps the version"
+    );
+    let stale = store
+        .apply(vec![RowChange::Update {
+            expected_version: 1,
+            row: synced.clone(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        vec![false],
+        "an update from a stale version is refused"
+    );
+    assert_eq!(store.get(&full.id).await.unwrap().unwrap().version, 2);
+
+    // compare-and-set delete
+    let stale = store
+        .apply(vec![RowChange::Delete {
+            id: full.id.clone(),
+            expected_version: 1,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        vec![false],
+        "a delete from a stale version is refused"
+    );
+    assert!(store.get(&full.id).await.unwrap().is_some());
+    let done = store
+        .apply(vec![RowChange::Delete {
+            id: full.id.clone(),
+            expected_version: 2,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(done, vec![true]);
+    assert!(
+        store.get(&full.id).await.unwrap().is_none(),
+        "a deleted row is gone"
+    );
+
+    // list: filtered by state, oldest timestamp first; counts per state
+    let rows = [
+        row("c", QueuedDownload, 30),
+        row("a", QueuedUpload, 10),
+        row("b", Archived, 20),
+        row("d", QueuedDownload, 5),
+    ];
+    let inserted = store
+        .apply(rows.iter().cloned().map(RowChange::Insert).collect())
+        .await
+        .unwrap();
+    assert_eq!(inserted, vec![true; 4], "a batch applies each change");
+    let ids = |rows: Vec<Attachment>| {
+        rows.into_iter()
+            .map(|r| r.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.list(None).await.unwrap()),
+        ["d", "a", "b", "c"],
+        "oldest first"
+    );
+    assert_eq!(
+        ids(store
+            .list(Some(&[QueuedDownload, QueuedUpload]))
+            .await
+            .unwrap()),
+        ["d", "a", "c"]
+    );
+    assert!(store.list(Some(&[Synced])).await.unwrap().is_empty());
+    let counts = store.count_by_state().await.unwrap();
+    assert_eq!(
+        (
+            counts.queued_download,
+            counts.queued_upload,
+            counts.archived,
+            counts.total()
+        ),
+        (2, 1, 1, 4)
+    );
+
+    // apply_with_hook: decide sees the current row; its error rolls back
+    let id_a = AttachmentId::new("a").unwrap();
+    let change = store
+        .apply_with_hook(
+            &id_a,
+            Box::new(|current: Option<Attachment>| {
+                let current = current.expect("decide sees the stored row");
+                let mut next = current.clone();
+                next.state = QueuedDelete;
+                Ok(RowChange::Update {
+                    expected_version: current.version,
+                    row: next,
+                })
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(change.new_state(), Some(QueuedDelete));
+    assert_eq!(store.get(&id_a).await.unwrap().unwrap().state, QueuedDelete);
+    let err = store
+        .apply_with_hook(
+            &id_a,
+            Box::new(|_| Err(Error::new(ErrorKind::NotFound, "refused by decide"))),
+            None,
+        )
+        .await
+        .expect_err("decide's error is returned");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.get(&id_a).await.unwrap().unwrap().state,
+        QueuedDelete,
+        "nothing changed"
+    );
+    let missing = AttachmentId::new("missing").unwrap();
+    store
+        .apply_with_hook(
+            &missing,
+            Box::new(|current| {
+                assert!(current.is_none(), "decide sees no row for an unknown id");
+                Ok(RowChange::Insert(row("missing", QueuedUpload, 1)))
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(store.get(&missing).await.unwrap().is_some());
+
+    // clear
+    assert_eq!(store.clear().await.unwrap(), 5);
+    assert_eq!(store.count_by_state().await.unwrap().total(), 0);
+}
