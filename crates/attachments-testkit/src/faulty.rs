@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use attachments_core::{Attachment, ByteStream, Error, RemoteStorage, Result};
+use tokio::sync::watch;
 
 /// What a [`FaultyRemoteStorage`] does to a call instead of passing it on.
 #[derive(Debug, Clone)]
@@ -64,6 +65,10 @@ pub struct FaultyRemoteStorage<R> {
     inner: R,
     faults: Arc<Mutex<Faults>>,
     calls: Arc<CallCounts>,
+    /// Calls started so far; a watch so tests can wait for a call to be in flight.
+    started: Arc<watch::Sender<u64>>,
+    /// While true, calls wait before reaching the inner remote.
+    paused: Arc<watch::Sender<bool>>,
 }
 
 impl<R: RemoteStorage> FaultyRemoteStorage<R> {
@@ -73,6 +78,8 @@ impl<R: RemoteStorage> FaultyRemoteStorage<R> {
             inner,
             faults: Arc::default(),
             calls: Arc::default(),
+            started: Arc::new(watch::Sender::new(0)),
+            paused: Arc::new(watch::Sender::new(false)),
         }
     }
 
@@ -111,6 +118,24 @@ impl<R: RemoteStorage> FaultyRemoteStorage<R> {
         *self.faults.lock().expect("lock") = Faults::default();
     }
 
+    /// Hold every call from now on (after it is counted) until [`resume`](Self::resume): a
+    /// way to keep a transfer in flight for exactly as long as a test needs.
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Let held and later calls through.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Wait until at least `n` calls have started in all.
+    pub async fn wait_for_calls(&self, n: u64) {
+        let mut started = self.started.subscribe();
+        // the sender lives in `self`, so this cannot fail while we wait
+        let _ = started.wait_for(|count| *count >= n).await;
+    }
+
     /// Calls seen so far.
     pub fn calls(&self) -> &CallCounts {
         &self.calls
@@ -118,6 +143,9 @@ impl<R: RemoteStorage> FaultyRemoteStorage<R> {
 
     async fn before_call(&self, attachment: &Attachment, counter: &AtomicU64) -> Result<()> {
         counter.fetch_add(1, Ordering::SeqCst);
+        self.started.send_modify(|count| *count += 1);
+        let mut paused = self.paused.subscribe();
+        let _ = paused.wait_for(|paused| !paused).await;
         let (fault, latency) = {
             let mut faults = self.faults.lock().expect("lock");
             let fault = match faults.by_filename.get(&attachment.filename) {

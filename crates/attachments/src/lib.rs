@@ -1,1 +1,38 @@
-//! stub
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[doc(inline)]
+pub use attachments_core::{
+    Attachment, AttachmentErrorHandler, AttachmentEvent, AttachmentId, AttachmentQueue,
+    AttachmentQueueBuilder, AttachmentState, AttachmentStore, BoxError, ByteStream, Bytes,
+    DefaultErrorHandler, Error, ErrorAction, ErrorKind, LocalStorage, Operation, PassSummary,
+    QueueConfig, RemoteStorage, Result, RetryPolicy, RowChange, SaveFile, StateCounts, UpdateHook,
+    WatchSource, WatchedAttachmentItem, async_trait, byte_stream_from, collect_bytes,
+    validate_relative_path,
+};
+
+/// The pure state machine, for those who want to reason about transitions.
+pub use attachments_core::state_machine;
+
+/// The SQLite store (sqlx) and watched queries.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite {
+    #[doc(inline)]
+    pub use attachments_sqlite::{
+        DEFAULT_TABLE_NAME, SqliteStore, WatchOptions, sqlx, watch_referenced_attachments,
+        watch_referenced_attachments_with,
+    };
+}
+
+/// File-system storages: the local default and a directory as the remote.
+#[cfg(feature = "fs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
+pub mod fs {
+    #[doc(inline)]
+    pub use attachments_fs::{FsLocalStorage, FsRemoteStorage};
+}
+
+/// A queue on the embedded defaults: SQLite for state, a directory for local files.
+#[cfg(feature = "sqlite")]
+pub type SqliteAttachmentQueue = AttachmentQueue<attachments_sqlite::SqliteStore>;

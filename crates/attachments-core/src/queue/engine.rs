@@ -205,7 +205,7 @@ impl<S: AttachmentStore> Shared<S> {
     }
 
     /// Apply the latest watched references to the table.
-    async fn reconcile(&self) -> Result<()> {
+    pub(super) async fn reconcile(&self) -> Result<()> {
         let Some(items) = self
             .latest_items
             .lock()
@@ -302,6 +302,7 @@ impl<S: AttachmentStore> Shared<S> {
                 TransferReport::Retrying => summary.retrying += 1,
                 TransferReport::Archived => summary.archived += 1,
                 TransferReport::Discarded => summary.discarded += 1,
+                TransferReport::Cancelled => summary.cancelled = true,
             }
         }
         Ok(())
@@ -334,7 +335,11 @@ impl<S: AttachmentStore> Shared<S> {
                 match operation {
                     Operation::Upload => self.upload(&row, &meter).await,
                     Operation::Download => self.download(&row, &meter).await,
-                    Operation::Delete => self.remote.delete(&row).await.map(|()| TransferOutcome::Deleted),
+                    Operation::Delete => self
+                        .remote
+                        .delete(&row)
+                        .await
+                        .map(|()| TransferOutcome::Deleted),
                 }
             };
             let total = match operation {
@@ -343,7 +348,8 @@ impl<S: AttachmentStore> Shared<S> {
             };
             let result = tokio::select! {
                 result = self.watch_progress(work, &meter, &row.id, operation, total) => result,
-                _ = cancel.cancelled() => return Err(Error::new(ErrorKind::Cancelled, "sync stopped")),
+                // a cancelled transfer is not a failure: its row stays as it was
+                _ = cancel.cancelled() => return Ok(TransferReport::Cancelled),
             };
             let outcome = match result {
                 Ok(outcome) => outcome,
@@ -355,7 +361,10 @@ impl<S: AttachmentStore> Shared<S> {
                 }
             };
             let report = match &outcome {
-                TransferOutcome::Failed { action: ErrorAction::Archive, .. } => TransferReport::Archived,
+                TransferOutcome::Failed {
+                    action: ErrorAction::Archive,
+                    ..
+                } => TransferReport::Archived,
                 TransferOutcome::Failed { .. } => TransferReport::Retrying,
                 _ => TransferReport::Completed(operation),
             };
@@ -372,7 +381,11 @@ impl<S: AttachmentStore> Shared<S> {
             if operation == Operation::Delete {
                 self.remove_local_file(row.local_uri.as_deref()).await;
             }
-            Ok(if archived { TransferReport::Archived } else { report })
+            Ok(if archived {
+                TransferReport::Archived
+            } else {
+                report
+            })
         }
         .instrument(span)
         .await
@@ -692,4 +705,5 @@ enum TransferReport {
     Retrying,
     Archived,
     Discarded,
+    Cancelled,
 }

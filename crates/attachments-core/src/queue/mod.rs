@@ -392,6 +392,24 @@ impl<S: AttachmentStore> AttachmentQueue<S> {
         self.shared.trigger.notify_one();
     }
 
+    /// Tell the queue the full set of attachments the app references, and reconcile the table
+    /// with it now. This is what the watched stream does at every emission; apps that learn of
+    /// changes some other way can push them here.
+    ///
+    /// # Errors
+    /// `Closed` after `close`; store errors.
+    pub async fn set_referenced(&self, items: Vec<WatchedAttachmentItem>) -> Result<()> {
+        self.ensure_open()?;
+        *self
+            .shared
+            .latest_items
+            .lock()
+            .expect("items lock poisoned") = Some(Arc::new(items));
+        self.shared.reconcile().await?;
+        self.trigger_sync();
+        Ok(())
+    }
+
     /// Turn downloads on or off while running.
     pub fn set_download_attachments(&self, enabled: bool) {
         self.shared
