@@ -746,3 +746,27 @@ async fn progress_is_reported_in_bytes() {
     );
     assert_eq!(reports.last(), Some(&(3 << 20)));
 }
+
+#[tokio::test]
+async fn a_completed_delete_is_not_undone_by_references_seen_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
+    let queue = device.builder().await.build();
+    let saved = queue.save_file(photo(1, 100)).await.unwrap();
+    queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
+    queue.sync_now().await.unwrap();
+
+    // the app deletes it; the last references the queue was told of still name it
+    queue.delete_file(&saved.id).await.unwrap();
+    assert_eq!(queue.sync_now().await.unwrap().deleted, 1);
+    for _ in 0..3 {
+        let summary = queue.sync_now().await.unwrap();
+        assert_eq!(summary.downloaded + summary.archived, 0);
+    }
+    assert!(queue.get(&saved.id).await.unwrap().is_none(), "the deleted row stays gone");
+    assert_eq!(
+        device.remote.calls().downloads.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no attempt to download what was deleted"
+    );
+}

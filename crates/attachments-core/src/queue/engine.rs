@@ -155,6 +155,7 @@ impl<S: AttachmentStore> Shared<S> {
                 Some(Ok(items)) => {
                     debug!(referenced = items.len(), "watched attachments changed");
                     *self.latest_items.lock().expect("items lock poisoned") = Some(Arc::new(items));
+                    self.reconcile_pending.store(true, Ordering::SeqCst);
                     self.trigger.notify_one();
                 }
                 Some(Err(error)) => {
@@ -189,7 +190,12 @@ impl<S: AttachmentStore> Shared<S> {
         }
         let mut summary = PassSummary::default();
         let work = async {
-            self.reconcile().await?;
+            if self.reconcile_pending.swap(false, Ordering::SeqCst)
+                && let Err(error) = self.reconcile().await
+            {
+                self.reconcile_pending.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
             self.run_due_transfers(cancel, &mut summary).await?;
             summary.evicted = self.expire_cache().await?;
             Ok::<(), Error>(())

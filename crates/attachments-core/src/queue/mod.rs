@@ -227,6 +227,7 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
                 events,
                 closed: AtomicBool::new(false),
                 latest_items: Mutex::new(None),
+                reconcile_pending: AtomicBool::new(false),
                 transferring: Mutex::new(HashSet::new()),
                 saving: Mutex::new(HashSet::new()),
                 cancel: Mutex::new(CancellationToken::new()),
@@ -250,8 +251,12 @@ struct Shared<S: AttachmentStore> {
     events: broadcast::Sender<AttachmentEvent>,
     closed: AtomicBool,
     download_attachments: AtomicBool,
-    /// The last set of referenced items the watcher emitted; reconciled at every pass.
+    /// The last set of referenced items the watcher emitted.
     latest_items: Mutex<Option<Arc<Vec<WatchedAttachmentItem>>>>,
+    /// Whether `latest_items` (or the download toggle) changed since the last reconcile. Each
+    /// emission is reconciled once, when it is new: re-applying an old emission at every pass
+    /// would re-create an attachment deleted after it was taken.
+    reconcile_pending: AtomicBool,
     /// Ids with a transfer in flight: a second pass never starts another for them.
     transferring: Mutex<HashSet<AttachmentId>>,
     /// Local paths of saves between their first byte and their commit: the orphan sweep and
@@ -415,6 +420,7 @@ impl<S: AttachmentStore> AttachmentQueue<S> {
         self.shared
             .download_attachments
             .store(enabled, Ordering::SeqCst);
+        self.shared.reconcile_pending.store(true, Ordering::SeqCst);
         self.trigger_sync();
     }
 
