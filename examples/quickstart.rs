@@ -124,9 +124,9 @@ fn describe(counts: &StateCounts) -> String {
 }
 
 /// A small fake JPEG: the real magic bytes and some content.
-fn fake_jpeg(seed: u8, len: usize) -> Vec<u8> {
+fn fake_jpeg(seed: i64, len: usize) -> Vec<u8> {
     let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    bytes.extend((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    bytes.extend((0..len as i64).map(|i| (i * 31 + seed).rem_euclid(256).to_le_bytes()[0]));
     bytes
 }
 
@@ -149,7 +149,7 @@ async fn main() -> Result<(), BoxError> {
     for (todo, title) in [(1, "buy milk"), (2, "fix bike"), (3, "call mum")] {
         photos.push(
             phone
-                .add_todo_with_photo(todo, title, fake_jpeg(todo as u8, 40_000))
+                .add_todo_with_photo(todo, title, fake_jpeg(todo, 40_000))
                 .await?,
         );
     }

@@ -143,7 +143,8 @@ impl RetryPolicy {
 /// A uniformly random number in `[0, 1)`, for jitter. Drawn from the UUID generator's random
 /// source so the core needs no extra dependency.
 pub(crate) fn random_unit() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
+    let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
+    let bits = high >> 11; // the 53 bits an f64 mantissa holds
     bits as f64 / (1u64 << 53) as f64
 }
 

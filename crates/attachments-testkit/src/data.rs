@@ -18,10 +18,8 @@ pub fn byte_at(seed: u64, offset: u64) -> u8 {
 }
 
 /// The whole of test file `seed` with `len` bytes (for comparisons).
-pub fn patterned_bytes(seed: u64, len: usize) -> Vec<u8> {
-    (0..len as u64)
-        .map(|offset| byte_at(seed, offset))
-        .collect()
+pub fn patterned_bytes(seed: u64, len: u64) -> Vec<u8> {
+    (0..len).map(|offset| byte_at(seed, offset)).collect()
 }
 
 /// Test file `seed` with `len` bytes as a stream of uneven chunks.

@@ -36,3 +36,8 @@ pub mod fs {
 /// A queue on the embedded defaults: SQLite for state, a directory for local files.
 #[cfg(feature = "sqlite")]
 pub type SqliteAttachmentQueue = AttachmentQueue<attachments_sqlite::SqliteStore>;
+
+/// The workspace README's usage example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct WorkspaceReadme;

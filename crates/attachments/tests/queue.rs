@@ -763,9 +763,16 @@ async fn a_completed_delete_is_not_undone_by_references_seen_before_it() {
         let summary = queue.sync_now().await.unwrap();
         assert_eq!(summary.downloaded + summary.archived, 0);
     }
-    assert!(queue.get(&saved.id).await.unwrap().is_none(), "the deleted row stays gone");
+    assert!(
+        queue.get(&saved.id).await.unwrap().is_none(),
+        "the deleted row stays gone"
+    );
     assert_eq!(
-        device.remote.calls().downloads.load(std::sync::atomic::Ordering::SeqCst),
+        device
+            .remote
+            .calls()
+            .downloads
+            .load(std::sync::atomic::Ordering::SeqCst),
         0,
         "no attempt to download what was deleted"
     );

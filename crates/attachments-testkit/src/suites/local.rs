@@ -28,7 +28,7 @@ pub async fn local_storage_suite(storage: &dyn LocalStorage) {
             .await
             .unwrap();
         assert!(
-            back == patterned_bytes(seed, len as usize),
+            back == patterned_bytes(seed, len),
             "read returns exactly what was written ({len} bytes)"
         );
     }

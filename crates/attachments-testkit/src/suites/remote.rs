@@ -41,7 +41,7 @@ pub async fn remote_storage_suite(remote: &dyn RemoteStorage) {
             .await
             .unwrap();
         assert!(
-            back == patterned_bytes(seed, len as usize),
+            back == patterned_bytes(seed, len),
             "download returns exactly what was uploaded ({len} bytes)"
         );
         written.push(row);
