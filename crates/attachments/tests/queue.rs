@@ -777,3 +777,37 @@ async fn a_completed_delete_is_not_undone_by_references_seen_before_it() {
         "no attempt to download what was deleted"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_background_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
+    let queue = device.builder().await.build();
+    let mut events = queue.subscribe();
+    queue.start_sync().await.unwrap();
+    wait_for_event(&mut events, "the first pass", |e| {
+        matches!(e, AttachmentEvent::PassCompleted(_))
+    })
+    .await;
+    let clone = queue.clone();
+    drop(queue);
+    clone.trigger_sync();
+    wait_for_event(&mut events, "a pass while a clone lives", |e| {
+        matches!(e, AttachmentEvent::PassCompleted(_))
+    })
+    .await;
+    drop(clone);
+    // the worker ends, and with it the last sender of the event channel
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the worker stopped after the last handle was dropped"
+    );
+}

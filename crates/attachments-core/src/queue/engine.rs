@@ -385,7 +385,9 @@ impl<S: AttachmentStore> Shared<S> {
             }
             self.emit_change(Some(row.state), &change);
             if operation == Operation::Delete {
-                self.remove_local_file(row.local_uri.as_deref()).await;
+                // a download cut short by the delete may have left its file at `filename`
+                let path = row.local_uri.as_deref().unwrap_or(&row.filename);
+                self.remove_local_file(Some(path)).await;
             }
             Ok(if archived {
                 TransferReport::Archived

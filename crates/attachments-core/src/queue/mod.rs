@@ -215,7 +215,11 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
     /// [`AttachmentQueue::sync_now`].
     pub fn build(self) -> AttachmentQueue<S> {
         let (events, _) = broadcast::channel(1024);
+        let cancel = Arc::new(Mutex::new(CancellationToken::new()));
         AttachmentQueue {
+            _stop_on_drop: Arc::new(StopOnDrop {
+                cancel: Arc::downgrade(&cancel),
+            }),
             shared: Arc::new(Shared {
                 download_attachments: AtomicBool::new(self.config.download_attachments),
                 store: self.store,
@@ -230,7 +234,7 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
                 reconcile_pending: AtomicBool::new(false),
                 transferring: Mutex::new(HashSet::new()),
                 saving: Mutex::new(HashSet::new()),
-                cancel: Mutex::new(CancellationToken::new()),
+                cancel,
                 worker: Mutex::new(None),
                 trigger: Notify::new(),
                 verified: AtomicBool::new(false),
@@ -263,7 +267,7 @@ struct Shared<S: AttachmentStore> {
     /// deletes leave them alone.
     saving: Mutex<HashSet<String>>,
     /// Cancelled by `stop_sync`/`close`; every pass runs under the token current at its start.
-    cancel: Mutex<CancellationToken>,
+    cancel: Arc<Mutex<CancellationToken>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     /// Every trigger (watch emission, save, delete, `trigger_sync`) lands here; many triggers
     /// before the worker wakes collapse into one pass.
@@ -290,12 +294,31 @@ struct Shared<S: AttachmentStore> {
 /// ```
 pub struct AttachmentQueue<S: AttachmentStore> {
     shared: Arc<Shared<S>>,
+    /// Shared by all clones: when the last one is dropped, background sync stops.
+    _stop_on_drop: Arc<StopOnDrop>,
 }
 
 impl<S: AttachmentStore> Clone for AttachmentQueue<S> {
     fn clone(&self) -> Self {
         AttachmentQueue {
             shared: Arc::clone(&self.shared),
+            _stop_on_drop: Arc::clone(&self._stop_on_drop),
+        }
+    }
+}
+
+/// Cancels background sync when the app drops its last queue handle without `close`: the
+/// worker holds the engine alive, so without this it would run for the rest of the process.
+struct StopOnDrop {
+    cancel: std::sync::Weak<Mutex<CancellationToken>>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.cancel.upgrade()
+            && let Ok(token) = cancel.lock()
+        {
+            token.cancel();
         }
     }
 }
