@@ -1,0 +1,192 @@
+//! Settings of an `S3RemoteStorage` built from scratch (rather than from a client the app owns).
+
+use std::fmt;
+
+/// The smallest part S3 accepts in a multipart upload (except the last one).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// When the SDK adds checksums to requests.
+///
+/// `WhenSupported` (the SDK's default) sends a CRC32 with every upload, streamed as an
+/// `aws-chunked` trailer; some S3-compatible servers reject that encoding and need
+/// `WhenRequired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumMode {
+    /// Checksum every request that supports one.
+    #[default]
+    WhenSupported,
+    /// Checksum only requests that require one.
+    WhenRequired,
+}
+
+/// How uploads are split.
+///
+/// Memory per upload stays below `part_size × (part_concurrency + 1)`, whatever the file size.
+///
+/// ```
+/// let multipart = attachments_s3::MultipartSettings::default();
+/// assert_eq!(multipart.threshold, 16 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MultipartSettings {
+    /// Files of at least this many bytes (or of unknown size, once this much has been read)
+    /// are uploaded in parts; smaller ones with one streamed `PutObject` (default 16 MiB).
+    pub threshold: u64,
+    /// Bytes per part, at least 5 MiB (default 8 MiB).
+    pub part_size: u64,
+    /// Parts uploaded at once (default 4).
+    pub part_concurrency: usize,
+}
+
+impl Default for MultipartSettings {
+    fn default() -> Self {
+        MultipartSettings {
+            threshold: 16 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+            part_concurrency: 4,
+        }
+    }
+}
+
+/// A secret string: its `Debug` and `Display` never show it.
+///
+/// ```
+/// let secret = attachments_s3::Secret::new("wJalrXUtnFEMI");
+/// assert_eq!(format!("{secret:?}"), "Secret(***)");
+/// assert_eq!(secret.expose(), "wJalrXUtnFEMI");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, for handing to the SDK.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Static credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    /// The access key id (not secret on its own).
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: Secret,
+}
+
+impl S3Credentials {
+    /// Credentials from an access key pair.
+    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        S3Credentials {
+            access_key_id: access_key_id.into(),
+            secret_access_key: Secret::new(secret_access_key),
+        }
+    }
+}
+
+/// Everything needed to reach a bucket.
+///
+/// ```
+/// use attachments_s3::{S3Config, S3Credentials};
+/// let config = S3Config::new("photos")
+///     .key_prefix("attachments/")
+///     .endpoint_url("http://127.0.0.1:8333")
+///     .force_path_style(true)
+///     .credentials(S3Credentials::new("AKIA", "very-secret"));
+/// assert!(!format!("{config:?}").contains("very-secret"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// The bucket.
+    pub bucket: String,
+    /// Prepended to every attachment's filename to form the object key (e.g. `attachments/`).
+    pub key_prefix: String,
+    /// The region (default `us-east-1`, which S3-compatible servers accept).
+    pub region: String,
+    /// A custom endpoint (MinIO, R2, SeaweedFS, ...); `None` for Amazon S3.
+    pub endpoint_url: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (most self-hosted
+    /// servers need this).
+    pub force_path_style: bool,
+    /// Static credentials; `None` uses the standard AWS chain (environment, profile, ...).
+    pub credentials: Option<S3Credentials>,
+    /// When requests carry checksums.
+    pub checksum_mode: ChecksumMode,
+    /// How uploads are split.
+    pub multipart: MultipartSettings,
+}
+
+impl S3Config {
+    /// Settings for `bucket`, with defaults for the rest.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3Config {
+            bucket: bucket.into(),
+            key_prefix: String::new(),
+            region: "us-east-1".to_owned(),
+            endpoint_url: None,
+            force_path_style: false,
+            credentials: None,
+            checksum_mode: ChecksumMode::default(),
+            multipart: MultipartSettings::default(),
+        }
+    }
+
+    /// Set the key prefix.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Set the region.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// Set a custom endpoint.
+    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Use path-style addressing.
+    pub fn force_path_style(mut self, enabled: bool) -> Self {
+        self.force_path_style = enabled;
+        self
+    }
+
+    /// Use static credentials.
+    pub fn credentials(mut self, credentials: S3Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Set the checksum mode.
+    pub fn checksum_mode(mut self, mode: ChecksumMode) -> Self {
+        self.checksum_mode = mode;
+        self
+    }
+
+    /// Set how uploads are split.
+    pub fn multipart(mut self, multipart: MultipartSettings) -> Self {
+        self.multipart = multipart;
+        self
+    }
+}

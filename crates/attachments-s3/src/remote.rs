@@ -1,0 +1,578 @@
+//! `S3RemoteStorage`: attachments as objects in an S3 bucket.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use attachments_core::{
+    Attachment, ByteStream, Error, ErrorKind, RemoteStorage, Result, validate_relative_path,
+};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{StreamExt, TryStreamExt};
+use http_body::Frame;
+use http_body_util::StreamBody;
+use sync_wrapper::SyncStream;
+use tracing::{debug, warn};
+
+use crate::config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, S3Config};
+use crate::error::classify;
+
+/// Attachments as objects in an S3 bucket (Amazon S3, R2, MinIO, Garage, SeaweedFS, Ceph ...).
+///
+/// The object key is the key prefix followed by the attachment's filename. Uploads stream
+/// from local storage: one `PutObject` below the multipart threshold, a multipart upload with
+/// bounded part concurrency above it (aborted on the server if it fails or is cancelled).
+/// Downloads stream the body. Deleting a missing object is Ok.
+///
+/// ```no_run
+/// # async fn demo() -> attachments_core::Result<()> {
+/// use attachments_s3::{S3Config, S3Credentials, S3RemoteStorage};
+/// let remote = S3RemoteStorage::from_config(
+///     S3Config::new("photos")
+///         .endpoint_url("http://127.0.0.1:8333")
+///         .force_path_style(true)
+///         .credentials(S3Credentials::new("key-id", "secret")),
+/// )
+/// .await?;
+/// # drop(remote); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct S3RemoteStorage {
+    client: Client,
+    bucket: String,
+    key_prefix: String,
+    multipart: MultipartSettings,
+    checksum_mode: ChecksumMode,
+}
+
+impl fmt::Debug for S3RemoteStorage {
+    // The client's configuration holds credentials: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3RemoteStorage")
+            .field("bucket", &self.bucket)
+            .field("key_prefix", &self.key_prefix)
+            .field("multipart", &self.multipart)
+            .field("checksum_mode", &self.checksum_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3RemoteStorage {
+    /// A storage over a client the app configured itself. Set the client's retries to one
+    /// attempt (`RetryConfig::disabled()`): the queue retries with its own policy, and SDK
+    /// retries would multiply it (and cannot replay a streamed upload anyway).
+    pub fn new(client: Client, bucket: impl Into<String>, key_prefix: impl Into<String>) -> Self {
+        S3RemoteStorage {
+            client,
+            bucket: bucket.into(),
+            key_prefix: key_prefix.into(),
+            multipart: MultipartSettings::default(),
+            checksum_mode: ChecksumMode::default(),
+        }
+    }
+
+    /// A storage with its own client built from `config`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for multipart settings S3 would refuse.
+    pub async fn from_config(config: S3Config) -> Result<Self> {
+        validate_multipart(&config.multipart)?;
+        let (request_checksums, response_checksums) = match config.checksum_mode {
+            ChecksumMode::WhenSupported => (
+                RequestChecksumCalculation::WhenSupported,
+                ResponseChecksumValidation::WhenSupported,
+            ),
+            ChecksumMode::WhenRequired => (
+                RequestChecksumCalculation::WhenRequired,
+                ResponseChecksumValidation::WhenRequired,
+            ),
+        };
+        let mut builder = match &config.credentials {
+            Some(credentials) => aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .credentials_provider(Credentials::new(
+                    &credentials.access_key_id,
+                    credentials.secret_access_key.expose(),
+                    None,
+                    None,
+                    "attachments-s3",
+                )),
+            // only here does the standard chain (environment, profile, instance metadata) run
+            None => aws_sdk_s3::config::Builder::from(
+                &aws_config::defaults(BehaviorVersion::latest()).load().await,
+            ),
+        };
+        builder = builder
+            .region(Region::new(config.region.clone()))
+            .force_path_style(config.force_path_style)
+            .retry_config(RetryConfig::disabled())
+            .request_checksum_calculation(request_checksums)
+            .response_checksum_validation(response_checksums);
+        if let Some(endpoint) = &config.endpoint_url {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Ok(S3RemoteStorage {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket,
+            key_prefix: config.key_prefix,
+            multipart: config.multipart,
+            checksum_mode: config.checksum_mode,
+        })
+    }
+
+    /// Change how uploads are split.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a part size below 5 MiB, a threshold below the part size or no
+    /// part concurrency.
+    pub fn with_multipart(mut self, multipart: MultipartSettings) -> Result<Self> {
+        validate_multipart(&multipart)?;
+        self.multipart = multipart;
+        Ok(self)
+    }
+
+    /// Tell the storage which checksum mode its client uses (for a client made with
+    /// [`new`](Self::new)); it decides whether multipart uploads carry part checksums.
+    pub fn with_checksum_mode(mut self, mode: ChecksumMode) -> Self {
+        self.checksum_mode = mode;
+        self
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Create the bucket unless it exists (for tests, examples and first-time setup).
+    ///
+    /// # Errors
+    /// Classified SDK errors.
+    pub async fn create_bucket_if_missing(&self) -> Result<()> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => return Ok(()),
+            Err(error)
+                if error
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) => {}
+            Err(error) => return Err(classify(error, format!("checking bucket {}", self.bucket))),
+        }
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    aws_sdk_s3::error::ProvideErrorMetadata::code(&error),
+                    Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(classify(error, format!("creating bucket {}", self.bucket))),
+        }
+    }
+
+    /// The object key of an attachment; refuses filenames that are not safe relative paths,
+    /// so a hostile name cannot address another prefix.
+    fn key(&self, attachment: &Attachment) -> Result<String> {
+        validate_relative_path(&attachment.filename)?;
+        Ok(format!("{}{}", self.key_prefix, attachment.filename))
+    }
+
+    async fn put_streamed(
+        &self,
+        key: &str,
+        attachment: &Attachment,
+        size: u64,
+        data: ByteStream,
+    ) -> Result<()> {
+        // The SDK wants a `Sync` body; the stream is only ever polled through `&mut`, which
+        // `SyncStream` turns into `Sync` without locking.
+        // `fuse`: the SDK's checksum trailer polls the body again after its end.
+        let body = StreamBody::new(SyncStream::new(data.fuse().map_ok(Frame::data)));
+        let length = i64::try_from(size)
+            .map_err(|_| Error::invalid_input(format!("size {size} is too large")))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(length)
+            .set_content_type(attachment.media_type.clone())
+            .body(SdkByteStream::from_body_1_x(body))
+            .send()
+            .await
+            .map_err(|e| classify(e, format!("uploading {key}")))?;
+        Ok(())
+    }
+
+    async fn put_buffered(&self, key: &str, attachment: &Attachment, bytes: Bytes) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(attachment.media_type.clone())
+            .body(SdkByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| classify(e, format!("uploading {key}")))?;
+        Ok(())
+    }
+
+    /// Upload in parts of `part_size`, at most `part_concurrency` at once. `first` is the
+    /// first part, already read.
+    async fn put_multipart(
+        &self,
+        key: &str,
+        attachment: &Attachment,
+        first: Bytes,
+        reader: PartReader,
+    ) -> Result<()> {
+        let with_checksums = self.checksum_mode == ChecksumMode::WhenSupported;
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(attachment.media_type.clone())
+            .set_checksum_algorithm(with_checksums.then_some(ChecksumAlgorithm::Crc32))
+            .send()
+            .await
+            .map_err(|e| classify(e, format!("starting the multipart upload of {key}")))?;
+        let upload_id = created.upload_id().ok_or_else(|| {
+            Error::new(ErrorKind::Corrupt, format!("no upload id for {key}")).with_retryable(true)
+        })?;
+        // From here on, the upload is aborted on the server unless it completes: on error, and
+        // also if this future is dropped (stop_sync, the stall watchdog).
+        let mut abort = AbortOnDrop {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            armed: true,
+        };
+
+        let result = self
+            .upload_parts_and_complete(key, upload_id, first, reader)
+            .await;
+        abort.armed = false;
+        match result {
+            Ok(parts) => {
+                debug!(key, parts, "multipart upload completed");
+                Ok(())
+            }
+            Err(error) => {
+                // awaited here rather than left to the drop guard, so the failure returns only
+                // once nothing is left on the server
+                abort_upload(&self.client, &self.bucket, key, upload_id).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Upload every part and complete the upload; returns the number of parts.
+    async fn upload_parts_and_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: Bytes,
+        mut reader: PartReader,
+    ) -> Result<i32> {
+        let mut pending_first = Some(first);
+        let mut in_flight = FuturesUnordered::new();
+        let mut completed = Vec::new();
+        let mut next_number = 1;
+        let mut exhausted = false;
+        loop {
+            while !exhausted && in_flight.len() < self.multipart.part_concurrency {
+                let part = match pending_first.take() {
+                    Some(first) => Some(first),
+                    None => reader.next_part().await?,
+                };
+                match part {
+                    Some(bytes) => {
+                        in_flight.push(self.upload_part(key, upload_id, next_number, bytes));
+                        next_number += 1;
+                    }
+                    None => exhausted = true,
+                }
+            }
+            match in_flight.next().await {
+                Some(part) => completed.push(part?),
+                None => break,
+            }
+        }
+        completed.sort_by_key(|part: &CompletedPart| part.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify(e, format!("completing the multipart upload of {key}")))?;
+        Ok(next_number - 1)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        bytes: Bytes,
+    ) -> Result<CompletedPart> {
+        let output = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(SdkByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| classify(e, format!("uploading part {number} of {key}")))?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(output.e_tag().map(str::to_owned))
+            .set_checksum_crc32(output.checksum_crc32().map(str::to_owned))
+            .build())
+    }
+}
+
+#[async_trait]
+impl RemoteStorage for S3RemoteStorage {
+    async fn upload(&self, attachment: &Attachment, data: ByteStream) -> Result<()> {
+        let key = self.key(attachment)?;
+        match attachment.size {
+            Some(size) if size < self.multipart.threshold => {
+                self.put_streamed(&key, attachment, size, data).await
+            }
+            _ => {
+                // Unknown or large size: read the first part; a stream that ends within it is
+                // small after all and goes up in one request.
+                let part_size = usize::try_from(self.multipart.part_size).unwrap_or(usize::MAX);
+                let mut reader = PartReader::new(data, part_size);
+                let first = reader.next_part().await?.unwrap_or_default();
+                if reader.is_done() {
+                    self.put_buffered(&key, attachment, first).await
+                } else {
+                    self.put_multipart(&key, attachment, first, reader).await
+                }
+            }
+        }
+    }
+
+    async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {
+        let key = self.key(attachment)?;
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| classify(e, format!("downloading {key}")))?;
+        let body = output.body;
+        let stream = futures_util::stream::try_unfold(body, move |mut body| async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                Ok(None) => Ok(None),
+                // the connection broke mid-body: worth another try
+                Err(error) => Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    error,
+                )),
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn delete(&self, attachment: &Attachment) -> Result<()> {
+        let key = self.key(attachment)?;
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = classify(error, format!("deleting {key}"));
+                // S3 answers 204 for a missing key; some compatible servers say 404
+                if error.kind() == ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+fn validate_multipart(multipart: &MultipartSettings) -> Result<()> {
+    if multipart.part_size < MIN_PART_SIZE {
+        return Err(Error::invalid_input(format!(
+            "part size {} is below the 5 MiB S3 requires",
+            multipart.part_size
+        )));
+    }
+    if multipart.threshold < multipart.part_size {
+        return Err(Error::invalid_input(
+            "the multipart threshold must be at least the part size",
+        ));
+    }
+    if multipart.part_concurrency == 0 {
+        return Err(Error::invalid_input("part concurrency must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Cuts a byte stream into parts of a fixed size, holding at most one part in memory.
+struct PartReader {
+    data: ByteStream,
+    part_size: usize,
+    leftover: Bytes,
+    done: bool,
+}
+
+impl PartReader {
+    fn new(data: ByteStream, part_size: usize) -> Self {
+        PartReader {
+            data,
+            part_size,
+            leftover: Bytes::new(),
+            done: false,
+        }
+    }
+
+    /// The next part (the last one may be shorter); `None` once the stream is consumed.
+    async fn next_part(&mut self) -> Result<Option<Bytes>> {
+        if self.done && self.leftover.is_empty() {
+            return Ok(None);
+        }
+        let mut part = BytesMut::with_capacity(self.part_size.min(1 << 20));
+        let take = |chunk: &mut Bytes, part: &mut BytesMut| {
+            let room = self.part_size - part.len();
+            let piece = chunk.split_to(room.min(chunk.len()));
+            part.extend_from_slice(&piece);
+        };
+        take(&mut self.leftover, &mut part);
+        while part.len() < self.part_size && !self.done {
+            match self.data.next().await {
+                Some(chunk) => {
+                    let mut chunk = chunk.map_err(Error::from)?;
+                    take(&mut chunk, &mut part);
+                    self.leftover = chunk;
+                }
+                None => self.done = true,
+            }
+        }
+        if part.is_empty() && self.done {
+            return Ok(None);
+        }
+        Ok(Some(part.freeze()))
+    }
+
+    /// Whether the whole stream has been handed out.
+    fn is_done(&self) -> bool {
+        self.done && self.leftover.is_empty()
+    }
+}
+
+/// Abort a multipart upload, so the server drops its parts; failures are logged (the
+/// bucket's lifecycle rule for incomplete uploads is the last line of defence).
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    let request = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id);
+    match request.send().await {
+        Ok(_) => debug!(key, "multipart upload aborted"),
+        Err(error) => warn!(
+            key,
+            error = %classify(error, "aborting".into()),
+            "could not abort a multipart upload"
+        ),
+    }
+}
+
+/// Aborts a multipart upload on the server unless disarmed, so no upload is left behind.
+struct AbortOnDrop {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            warn!(key = %self.key, "no runtime to abort a multipart upload");
+            return;
+        };
+        let (client, bucket, key, upload_id) = (
+            self.client.clone(),
+            self.bucket.clone(),
+            self.key.clone(),
+            self.upload_id.clone(),
+        );
+        runtime.spawn(async move { abort_upload(&client, &bucket, &key, &upload_id).await });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parts_have_the_configured_size() {
+        let chunks: Vec<Vec<u8>> = vec![vec![1; 3], vec![2; 10], vec![3; 1], vec![4; 6]];
+        let mut reader = PartReader::new(attachments_core::byte_stream_from(chunks), 7);
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        while let Some(part) = reader.next_part().await.unwrap() {
+            sizes.push(part.len());
+            all.extend_from_slice(&part);
+        }
+        assert_eq!(sizes, vec![7, 7, 6]);
+        assert_eq!(all.len(), 20);
+        assert_eq!(&all[..4], &[1, 1, 1, 2]);
+        assert!(reader.is_done());
+    }
+
+    #[tokio::test]
+    async fn an_empty_stream_has_no_parts() {
+        let mut reader =
+            PartReader::new(attachments_core::byte_stream_from(Vec::<Vec<u8>>::new()), 7);
+        assert!(reader.next_part().await.unwrap().is_none());
+        assert!(reader.is_done());
+    }
+}

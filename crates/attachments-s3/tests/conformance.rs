@@ -1,0 +1,170 @@
+//! The S3 adapter against an in-process s3s-fs server over real HTTP on loopback: the testkit
+//! suite, multipart, checksum modes and error classification.
+
+mod common;
+
+use attachments_core::{
+    Attachment, AttachmentId, AttachmentState, ErrorKind, RemoteStorage, collect_bytes,
+};
+use attachments_s3::{ChecksumMode, S3Config, S3Credentials, S3RemoteStorage};
+use attachments_testkit::{patterned_bytes, patterned_stream, remote_storage_suite};
+use common::{InProcessS3, small_parts, storage_for};
+
+fn attachment(filename: &str, size: Option<u64>) -> Attachment {
+    let mut row = Attachment::new(
+        AttachmentId::generate(),
+        filename,
+        AttachmentState::QueuedUpload,
+        0,
+    );
+    row.size = size;
+    row.media_type = Some("image/jpeg".into());
+    row
+}
+
+#[tokio::test]
+async fn s3_storage_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = InProcessS3::start(dir.path()).await;
+    remote_storage_suite(&server.storage("suite").await).await;
+}
+
+#[tokio::test]
+async fn s3_storage_keeps_the_contract_with_checksums_when_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = InProcessS3::start(dir.path()).await;
+    let config = server
+        .config("required")
+        .checksum_mode(ChecksumMode::WhenRequired);
+    remote_storage_suite(&storage_for(config).await).await;
+}
+
+#[tokio::test]
+async fn multipart_round_trips_in_both_checksum_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = InProcessS3::start(dir.path()).await;
+    for (mode, bucket) in [
+        (ChecksumMode::WhenSupported, "mp-supported"),
+        (ChecksumMode::WhenRequired, "mp-required"),
+    ] {
+        let storage = storage_for(
+            server
+                .config(bucket)
+                .checksum_mode(mode)
+                .multipart(small_parts()),
+        )
+        .await;
+        // known size above the threshold, and unknown size: both go up in parts
+        for (n, size) in [(0u64, Some(23 << 20)), (1, None)] {
+            let len = 12 << 20;
+            let row = attachment(&format!("big-{n}.bin"), size.map(|_| len));
+            storage
+                .upload(&row, patterned_stream(n, len))
+                .await
+                .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+            let back = collect_bytes(storage.download(&row).await.unwrap())
+                .await
+                .unwrap();
+            assert!(
+                back == patterned_bytes(n, len),
+                "{mode:?}: multipart round trip of {len} bytes"
+            );
+        }
+        // an unknown size that turns out small goes up in one request
+        let row = attachment("small-unknown.bin", None);
+        storage
+            .upload(&row, patterned_stream(9, 1000))
+            .await
+            .unwrap();
+        let back = collect_bytes(storage.download(&row).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(back, patterned_bytes(9, 1000));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_multipart_upload_is_aborted_on_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = InProcessS3::start(dir.path()).await;
+    let storage = storage_for(server.config("aborts").multipart(small_parts())).await;
+    let row = attachment("broken.bin", Some(20 << 20));
+    let err = storage
+        .upload(&row, attachments_testkit::failing_stream(1, 12 << 20))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Unavailable,
+        "a broken local stream: {err}"
+    );
+    // s3s-fs keeps the parts of an upload in progress as `.upload_id-*` files in its root
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".upload_id-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no multipart upload is left behind: {leftovers:?}"
+    );
+    assert_eq!(
+        storage.download(&row).await.err().unwrap().kind(),
+        ErrorKind::NotFound,
+        "nothing visible under the key"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = InProcessS3::start(dir.path()).await;
+    let good = server.storage("errors").await;
+    let row = attachment("a.bin", Some(3));
+
+    // a missing object: NotFound, permanent
+    let err = good.download(&row).await.err().unwrap();
+    assert_eq!(
+        (err.kind(), err.is_retryable()),
+        (ErrorKind::NotFound, false)
+    );
+
+    // a wrong secret key: PermissionDenied, permanent
+    let wrong = S3RemoteStorage::from_config(
+        S3Config::new("errors")
+            .endpoint_url(&server.endpoint)
+            .force_path_style(true)
+            .credentials(S3Credentials::new(common::ACCESS_KEY, "not-the-secret")),
+    )
+    .await
+    .unwrap();
+    let err = wrong
+        .upload(&row, patterned_stream(1, 3))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.is_retryable()),
+        (ErrorKind::PermissionDenied, false),
+        "{err}"
+    );
+    assert!(
+        !format!("{err:?}").contains("not-the-secret"),
+        "no secret in errors"
+    );
+    assert!(
+        !format!("{wrong:?}").contains("not-the-secret"),
+        "no secret in Debug"
+    );
+
+    // (a missing bucket is checked against SeaweedFS: s3s-fs creates buckets on the fly)
+
+    // the server stops: retryable
+    server.stop();
+    let err = good.download(&row).await.err().unwrap();
+    assert_eq!(
+        (err.kind(), err.is_retryable()),
+        (ErrorKind::Unavailable, true),
+        "{err}"
+    );
+}
