@@ -1,14 +1,22 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
-//! - `test`: every test of the workspace, after starting whatever servers the tests need
-//!   (none yet: the embedded defaults need no server), plus the architecture check.
+//! - `test`: every test of the workspace, after starting the servers the tests need (SeaweedFS
+//!   for the S3 tests, unless `ATTACHMENTS_TEST_S3_ENDPOINT` names another server), plus the
+//!   architecture check.
+//! - `s3`: start SeaweedFS for a developer and print the variables that point tests and the
+//!   S3 example at it; runs until interrupted.
 //! - `ci`: what CI runs: format check, clippy with `-D warnings`, docs with `-D warnings`,
 //!   then `test`.
 //! - `check-architecture`: the core's dependency tree holds no SQL, AWS or HTTP crate.
 //!
 //! Orchestration only: it runs cargo and checks exit codes, with no dependencies of its own.
 
+mod seaweedfs;
+
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+
+use seaweedfs::SeaweedFs;
 
 /// Crates the core must never depend on: it knows no SQL dialect and no network protocol.
 const FORBIDDEN_IN_CORE: [&str; 5] = ["sqlx", "aws-sdk-s3", "aws-config", "reqwest", "hyper"];
@@ -18,9 +26,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
+        Some("s3") => s3(),
         Some("check-architecture") => check_architecture(),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args]|ci|check-architecture>");
+            eprintln!("usage: cargo xtask <test [cargo test args]|ci|s3|check-architecture>");
             return ExitCode::from(2);
         }
     };
@@ -35,9 +44,46 @@ fn main() -> ExitCode {
 
 fn test(extra: &[String]) -> Result<(), String> {
     check_architecture()?;
-    let mut args = vec!["test", "--workspace", "--all-features"];
-    args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    // build first, so the server does not wait through a long compile
+    cargo(&["test", "--workspace", "--all-features", "--no-run"])?;
+    let mut command = Command::new("cargo");
+    command.args(["test", "--workspace", "--all-features"]);
+    command.args(extra);
+    if std::env::var_os("ATTACHMENTS_TEST_S3_ENDPOINT").is_some() {
+        println!(
+            "S3 tests run against {:?}",
+            std::env::var("ATTACHMENTS_TEST_S3_ENDPOINT")
+        );
+        return run(&mut command);
+    }
+    let server = SeaweedFs::start(&target_dir())?;
+    command.envs(server.environment());
+    let result = run(&mut command);
+    if result.is_err() {
+        server.dump_log();
+    }
+    result
+}
+
+fn s3() -> Result<(), String> {
+    let server = SeaweedFs::start(&target_dir())?;
+    println!("SeaweedFS is running. In another shell:");
+    for (name, value) in server.environment() {
+        println!("  export {name}={value}");
+    }
+    println!(
+        "then `cargo test -p attachments-s3` or `cargo run --example s3 --features s3`. Ctrl-C stops it."
+    );
+    server.wait()
+}
+
+/// The workspace's target directory (where SeaweedFS is installed and keeps its data).
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(&manifest).join("target")
 }
 
 fn ci() -> Result<(), String> {
@@ -99,7 +145,7 @@ fn cargo(args: &[&str]) -> Result<(), String> {
     run(Command::new("cargo").args(args))
 }
 
-fn run(command: &mut Command) -> Result<(), String> {
+pub(crate) fn run(command: &mut Command) -> Result<(), String> {
     let status = command
         .status()
         .map_err(|e| format!("starting {command:?}: {e}"))?;

@@ -33,6 +33,17 @@ pub mod fs {
     pub use attachments_fs::{FsLocalStorage, FsRemoteStorage};
 }
 
+/// Amazon S3 and S3-compatible stores (aws-sdk-s3).
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+pub mod s3 {
+    #[doc(inline)]
+    pub use attachments_s3::{
+        ChecksumMode, MIN_PART_SIZE, MultipartSettings, S3Config, S3Credentials, S3RemoteStorage,
+        Secret, aws_sdk_s3,
+    };
+}
+
 /// A queue on the embedded defaults: SQLite for state, a directory for local files.
 #[cfg(feature = "sqlite")]
 pub type SqliteAttachmentQueue = AttachmentQueue<attachments_sqlite::SqliteStore>;
