@@ -18,6 +18,10 @@ use crate::error::db_error;
 /// The default table name, the one the PowerSync SDKs use.
 pub const DEFAULT_TABLE_NAME: &str = "attachments_queue";
 
+/// Every column but `id` and `version`, in the order `bind_fields` binds them.
+const FIELDS: &str = "filename, local_uri, timestamp, size, media_type, state, has_synced, \
+                      meta_data, attempts, next_attempt_at, last_error, checksum, failed_state";
+
 const COLUMNS: &str = "id, filename, local_uri, timestamp, size, media_type, state, has_synced, \
                        meta_data, attempts, next_attempt_at, last_error, checksum, version, \
                        failed_state";
@@ -70,16 +74,17 @@ impl Statements {
         Statements {
             get: format!(r#"SELECT {COLUMNS} FROM "{table}" WHERE id = ?"#),
             list_all: format!(r#"SELECT {COLUMNS} FROM "{table}""#),
+            // Both statements take the id first, then the fields in `bind_fields` order.
             insert: format!(
-                r#"INSERT INTO "{table}" ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+                r#"INSERT INTO "{table}" (id, {FIELDS}, version)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1)
                    ON CONFLICT(id) DO NOTHING"#
             ),
             update: format!(
-                r#"UPDATE "{table}" SET filename = ?, local_uri = ?, timestamp = ?, size = ?,
-                   media_type = ?, state = ?, has_synced = ?, meta_data = ?, attempts = ?,
-                   next_attempt_at = ?, last_error = ?, checksum = ?, version = version + 1,
-                   failed_state = ?
-                   WHERE id = ? AND version = ?"#
+                r#"UPDATE "{table}"
+                   SET ({FIELDS}) = (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14),
+                       version = version + 1
+                   WHERE id = ?1 AND version = ?15"#
             ),
             delete: format!(r#"DELETE FROM "{table}" WHERE id = ? AND version = ?"#),
             count: format!(r#"SELECT state, COUNT(*) FROM "{table}" GROUP BY state"#),
@@ -181,43 +186,15 @@ impl SqliteStore {
     ) -> Result<bool> {
         let result = match change {
             RowChange::Insert(row) => {
-                sqlx::query(self::sql(&sql.insert))
-                    .bind(row.id.as_str())
-                    .bind(&row.filename)
-                    .bind(&row.local_uri)
-                    .bind(row.timestamp)
-                    .bind(size_to_sql(row.size)?)
-                    .bind(&row.media_type)
-                    .bind(row.state.code())
-                    .bind(row.has_synced)
-                    .bind(&row.meta_data)
-                    .bind(i64::from(row.attempts))
-                    .bind(row.next_attempt_at)
-                    .bind(&row.last_error)
-                    .bind(&row.checksum)
-                    .bind(row.failed_state.map(AttachmentState::code))
-                    .execute(&mut *connection)
-                    .await
+                let query = sqlx::query(self::sql(&sql.insert)).bind(row.id.as_str());
+                bind_fields(query, row)?.execute(&mut *connection).await
             }
             RowChange::Update {
                 expected_version,
                 row,
             } => {
-                sqlx::query(self::sql(&sql.update))
-                    .bind(&row.filename)
-                    .bind(&row.local_uri)
-                    .bind(row.timestamp)
-                    .bind(size_to_sql(row.size)?)
-                    .bind(&row.media_type)
-                    .bind(row.state.code())
-                    .bind(row.has_synced)
-                    .bind(&row.meta_data)
-                    .bind(i64::from(row.attempts))
-                    .bind(row.next_attempt_at)
-                    .bind(&row.last_error)
-                    .bind(&row.checksum)
-                    .bind(row.failed_state.map(AttachmentState::code))
-                    .bind(row.id.as_str())
+                let query = sqlx::query(self::sql(&sql.update)).bind(row.id.as_str());
+                bind_fields(query, row)?
                     .bind(expected_version)
                     .execute(&mut *connection)
                     .await
@@ -356,6 +333,26 @@ impl AttachmentStore for SqliteStore {
             .map_err(|e| db_error(e, "clearing attachments"))?;
         Ok(done.rows_affected())
     }
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Bind every column but `id` and `version`, in `FIELDS` order.
+fn bind_fields<'q>(query: SqliteQuery<'q>, row: &'q Attachment) -> Result<SqliteQuery<'q>> {
+    Ok(query
+        .bind(&row.filename)
+        .bind(&row.local_uri)
+        .bind(row.timestamp)
+        .bind(size_to_sql(row.size)?)
+        .bind(&row.media_type)
+        .bind(row.state.code())
+        .bind(row.has_synced)
+        .bind(&row.meta_data)
+        .bind(i64::from(row.attempts))
+        .bind(row.next_attempt_at)
+        .bind(&row.last_error)
+        .bind(&row.checksum)
+        .bind(row.failed_state.map(AttachmentState::code)))
 }
 
 fn validate_table_name(table: &str) -> Result<()> {
