@@ -69,6 +69,14 @@ pub async fn store_suite<S: AttachmentStore>(store: &S) {
     // compare-and-set update
     let mut synced = stored.clone();
     synced.state = Synced;
+    synced.filename = "renamed/full.jpg".into();
+    synced.local_uri = None;
+    synced.size = Some(1);
+    synced.attempts = 0;
+    synced.next_attempt_at = None;
+    synced.last_error = None;
+    synced.failed_state = None;
+    synced.timestamp += 1;
     let applied = store
         .apply(vec![RowChange::Update {
             expected_version: 1,
@@ -83,6 +91,9 @@ pub async fn store_suite<S: AttachmentStore>(store: &S) {
         (Synced, 2),
         "an update bumps the version"
     );
+    let mut expected = synced.clone();
+    expected.version = 2;
+    assert_eq!(after, expected, "an update writes every field");
     let stale = store
         .apply(vec![RowChange::Update {
             expected_version: 1,
