@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod chunks;
 mod error;
 mod meter;
 mod model;
@@ -11,6 +12,7 @@ mod store;
 
 pub use async_trait::async_trait;
 pub use bytes::Bytes;
+pub use chunks::ChunkedReader;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use model::{
     Attachment, AttachmentId, AttachmentState, MAX_EXTENSION_LEN, MAX_ID_LEN,

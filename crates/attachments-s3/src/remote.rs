@@ -4,7 +4,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use attachments_core::{
-    Attachment, ByteStream, Error, ErrorKind, RemoteStorage, Result, validate_relative_path,
+    Attachment, ByteStream, ChunkedReader, Error, ErrorKind, RemoteStorage, Result,
+    validate_relative_path,
 };
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -13,7 +14,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{StreamExt, TryStreamExt};
 use http_body::Frame;
@@ -241,7 +242,7 @@ impl S3RemoteStorage {
         key: &str,
         attachment: &Attachment,
         first: Bytes,
-        reader: PartReader,
+        reader: ChunkedReader,
     ) -> Result<()> {
         let with_checksums = self.checksum_mode == ChecksumMode::WhenSupported;
         let created = self
@@ -291,7 +292,7 @@ impl S3RemoteStorage {
         key: &str,
         upload_id: &str,
         first: Bytes,
-        mut reader: PartReader,
+        mut reader: ChunkedReader,
     ) -> Result<i32> {
         let mut pending_first = Some(first);
         let mut in_flight = FuturesUnordered::new();
@@ -302,7 +303,7 @@ impl S3RemoteStorage {
             while !exhausted && in_flight.len() < self.multipart.part_concurrency {
                 let part = match pending_first.take() {
                     Some(first) => Some(first),
-                    None => reader.next_part().await?,
+                    None => reader.next_chunk().await?,
                 };
                 match part {
                     Some(bytes) => {
@@ -372,8 +373,8 @@ impl RemoteStorage for S3RemoteStorage {
                 // Unknown or large size: read the first part; a stream that ends within it is
                 // small after all and goes up in one request.
                 let part_size = usize::try_from(self.multipart.part_size).unwrap_or(usize::MAX);
-                let mut reader = PartReader::new(data, part_size);
-                let first = reader.next_part().await?.unwrap_or_default();
+                let mut reader = ChunkedReader::new(data, part_size);
+                let first = reader.next_chunk().await?.unwrap_or_default();
                 if reader.is_done() {
                     self.put_buffered(&key, attachment, first).await
                 } else {
@@ -450,58 +451,6 @@ fn validate_multipart(multipart: &MultipartSettings) -> Result<()> {
     Ok(())
 }
 
-/// Cuts a byte stream into parts of a fixed size, holding at most one part in memory.
-struct PartReader {
-    data: ByteStream,
-    part_size: usize,
-    leftover: Bytes,
-    done: bool,
-}
-
-impl PartReader {
-    fn new(data: ByteStream, part_size: usize) -> Self {
-        PartReader {
-            data,
-            part_size,
-            leftover: Bytes::new(),
-            done: false,
-        }
-    }
-
-    /// The next part (the last one may be shorter); `None` once the stream is consumed.
-    async fn next_part(&mut self) -> Result<Option<Bytes>> {
-        if self.done && self.leftover.is_empty() {
-            return Ok(None);
-        }
-        let mut part = BytesMut::with_capacity(self.part_size.min(1 << 20));
-        let take = |chunk: &mut Bytes, part: &mut BytesMut| {
-            let room = self.part_size - part.len();
-            let piece = chunk.split_to(room.min(chunk.len()));
-            part.extend_from_slice(&piece);
-        };
-        take(&mut self.leftover, &mut part);
-        while part.len() < self.part_size && !self.done {
-            match self.data.next().await {
-                Some(chunk) => {
-                    let mut chunk = chunk.map_err(Error::from)?;
-                    take(&mut chunk, &mut part);
-                    self.leftover = chunk;
-                }
-                None => self.done = true,
-            }
-        }
-        if part.is_empty() && self.done {
-            return Ok(None);
-        }
-        Ok(Some(part.freeze()))
-    }
-
-    /// Whether the whole stream has been handed out.
-    fn is_done(&self) -> bool {
-        self.done && self.leftover.is_empty()
-    }
-}
-
 /// Abort a multipart upload, so the server drops its parts; failures are logged (the
 /// bucket's lifecycle rule for incomplete uploads is the last line of defence).
 async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
@@ -545,34 +494,5 @@ impl Drop for AbortOnDrop {
             self.upload_id.clone(),
         );
         runtime.spawn(async move { abort_upload(&client, &bucket, &key, &upload_id).await });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn parts_have_the_configured_size() {
-        let chunks: Vec<Vec<u8>> = vec![vec![1; 3], vec![2; 10], vec![3; 1], vec![4; 6]];
-        let mut reader = PartReader::new(attachments_core::byte_stream_from(chunks), 7);
-        let mut sizes = Vec::new();
-        let mut all = Vec::new();
-        while let Some(part) = reader.next_part().await.unwrap() {
-            sizes.push(part.len());
-            all.extend_from_slice(&part);
-        }
-        assert_eq!(sizes, vec![7, 7, 6]);
-        assert_eq!(all.len(), 20);
-        assert_eq!(&all[..4], &[1, 1, 1, 2]);
-        assert!(reader.is_done());
-    }
-
-    #[tokio::test]
-    async fn an_empty_stream_has_no_parts() {
-        let mut reader =
-            PartReader::new(attachments_core::byte_stream_from(Vec::<Vec<u8>>::new()), 7);
-        assert!(reader.next_part().await.unwrap().is_none());
-        assert!(reader.is_done());
     }
 }

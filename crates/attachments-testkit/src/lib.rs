@@ -4,6 +4,8 @@ mod data;
 mod faulty;
 mod memory;
 mod suites;
+#[cfg(feature = "supabase-server")]
+pub mod supabase_server;
 
 pub use data::{byte_at, failing_stream, patterned_bytes, patterned_stream};
 pub use faulty::{CallCounts, Fault, FaultyRemoteStorage};

@@ -44,6 +44,17 @@ pub mod s3 {
     };
 }
 
+/// Supabase Storage (reqwest), with TUS resumable uploads.
+#[cfg(feature = "supabase")]
+#[cfg_attr(docsrs, doc(cfg(feature = "supabase")))]
+pub mod supabase {
+    #[doc(inline)]
+    pub use attachments_supabase::{
+        AccessTokenProvider, DEFAULT_CHUNK_SIZE, Secret, StaticAccessToken, SupabaseConfig,
+        SupabaseRemoteStorage,
+    };
+}
+
 /// A queue on the embedded defaults: SQLite for state, a directory for local files.
 #[cfg(feature = "sqlite")]
 pub type SqliteAttachmentQueue = AttachmentQueue<attachments_sqlite::SqliteStore>;
