@@ -7,10 +7,14 @@
 //!   S3 example at it; runs until interrupted.
 //! - `ci`: what CI runs: format check, clippy with `-D warnings`, docs with `-D warnings`,
 //!   then `test`.
+//! - `chaos [--kills N] [--remote fs|s3] [--seed S]`: kill a syncing worker at random moments,
+//!   restart it, and check that nothing was lost (`tools/chaos-worker`); `test` runs the
+//!   default (20 kills, a directory as the remote).
 //! - `check-architecture`: the core's dependency tree holds no SQL, AWS or HTTP crate.
 //!
 //! Orchestration only: it runs cargo and checks exit codes, with no dependencies of its own.
 
+mod chaos;
 mod seaweedfs;
 
 use std::path::PathBuf;
@@ -27,9 +31,13 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("s3") => s3(),
+        Some("chaos") => chaos::ChaosOptions::parse(&args[1..])
+            .and_then(|options| chaos::chaos(&options, &target_dir())),
         Some("check-architecture") => check_architecture(),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args]|ci|s3|check-architecture>");
+            eprintln!(
+                "usage: cargo xtask <test [cargo test args]|ci|s3|chaos [--kills N] [--remote fs|s3] [--seed S]|check-architecture>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -44,6 +52,8 @@ fn main() -> ExitCode {
 
 fn test(extra: &[String]) -> Result<(), String> {
     check_architecture()?;
+    // crash safety first: 20 SIGKILLs of a syncing worker, then nothing may be lost
+    chaos::chaos(&chaos::ChaosOptions::parse(&[])?, &target_dir())?;
     // build first, so the server does not wait through a long compile
     cargo(&["test", "--workspace", "--all-features", "--no-run"])?;
     let mut command = Command::new("cargo");
@@ -141,7 +151,7 @@ fn check_architecture() -> Result<(), String> {
     Ok(())
 }
 
-fn cargo(args: &[&str]) -> Result<(), String> {
+pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
     run(Command::new("cargo").args(args))
 }
 

@@ -30,7 +30,7 @@ pub mod sqlite {
 #[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
 pub mod fs {
     #[doc(inline)]
-    pub use attachments_fs::{FsLocalStorage, FsRemoteStorage};
+    pub use attachments_fs::{FsLocalStorage, FsRemoteStorage, TEMP_DIR};
 }
 
 /// Amazon S3 and S3-compatible stores (aws-sdk-s3).
