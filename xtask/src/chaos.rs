@@ -58,8 +58,11 @@ pub(crate) fn chaos(options: &ChaosOptions, target: &Path) -> Result<(), String>
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let run_dir = target.join("chaos").join(format!("seed-{}-{stamp}", options.seed));
-    std::fs::create_dir_all(&run_dir).map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
+    let run_dir = target
+        .join("chaos")
+        .join(format!("seed-{}-{stamp}", options.seed));
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
     let journal = run_dir.join("journal.txt");
     let mut common = vec![
         "--dir".to_owned(),
@@ -78,7 +81,10 @@ pub(crate) fn chaos(options: &ChaosOptions, target: &Path) -> Result<(), String>
         }
         common.extend(["--s3-prefix".to_owned(), format!("chaos-{stamp}/")]);
     } else {
-        common.extend(["--remote-dir".to_owned(), run_dir.join("remote").display().to_string()]);
+        common.extend([
+            "--remote-dir".to_owned(),
+            run_dir.join("remote").display().to_string(),
+        ]);
     }
 
     let mut rng = Rng(options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -87,16 +93,23 @@ pub(crate) fn chaos(options: &ChaosOptions, target: &Path) -> Result<(), String>
             .arg("run")
             .args(&common)
             .envs(environment.iter().cloned())
-            .args(["--seed", &(options.seed * 1_000 + u64::from(kill)).to_string()])
+            .args([
+                "--seed",
+                &(options.seed * 1_000 + u64::from(kill)).to_string(),
+            ])
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting {}: {e}", worker.display()))?;
         // alive between 50 ms (often inside start-up verification or the first save) and 1 s
         std::thread::sleep(Duration::from_millis(50 + rng.below(950)));
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!("the worker exited by itself ({status}) before kill {kill}"));
+            return Err(format!(
+                "the worker exited by itself ({status}) before kill {kill}"
+            ));
         }
-        child.kill().map_err(|e| format!("killing the worker: {e}"))?; // SIGKILL
+        child
+            .kill()
+            .map_err(|e| format!("killing the worker: {e}"))?; // SIGKILL
         let _ = child.wait();
     }
 

@@ -44,6 +44,33 @@ struct Faults {
     next: VecDeque<Fault>,
     by_filename: HashMap<String, Fault>,
     latency: Duration,
+    random: Option<RandomFaults>,
+}
+
+/// Faults drawn at random (from a seed, so a run repeats) for every call that has no other
+/// fault planned.
+#[derive(Debug, Clone)]
+pub struct RandomFaults {
+    /// Seed of the draw.
+    pub seed: u64,
+    /// Share of calls that fail with `error`, in `[0, 1]`.
+    pub fail_ratio: f64,
+    /// Share of calls that hang, in `[0, 1]`.
+    pub hang_ratio: f64,
+    /// The error of failing calls.
+    pub error: Error,
+}
+
+impl RandomFaults {
+    /// The next draw in `[0, 1)` (xorshift64*, advancing the seed).
+    fn draw(&mut self) -> f64 {
+        let mut x = self.seed | 1;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.seed = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// Wraps a [`RemoteStorage`] and injects faults. Clones share faults and counters.
@@ -108,6 +135,11 @@ impl<R: RemoteStorage> FaultyRemoteStorage<R> {
         faults.by_filename.insert(filename.into(), fault);
     }
 
+    /// Fail or hang a share of calls at random, from now on.
+    pub fn set_random_faults(&self, faults: RandomFaults) {
+        self.faults.lock().expect("lock").random = Some(faults);
+    }
+
     /// Wait this long before every call.
     pub fn set_latency(&self, latency: Duration) {
         self.faults.lock().expect("lock").latency = latency;
@@ -148,10 +180,21 @@ impl<R: RemoteStorage> FaultyRemoteStorage<R> {
         let _ = paused.wait_for(|paused| !paused).await;
         let (fault, latency) = {
             let mut faults = self.faults.lock().expect("lock");
-            let fault = match faults.by_filename.get(&attachment.filename) {
+            let planned = match faults.by_filename.get(&attachment.filename) {
                 Some(fault) => Some(fault.clone()),
                 None => faults.next.pop_front(),
             };
+            let fault = planned.or_else(|| {
+                let random = faults.random.as_mut()?;
+                let draw = random.draw();
+                if draw < random.fail_ratio {
+                    Some(Fault::Fail(random.error.clone()))
+                } else if draw < random.fail_ratio + random.hang_ratio {
+                    Some(Fault::Hang)
+                } else {
+                    None
+                }
+            });
             (fault, faults.latency)
         };
         if !latency.is_zero() {
