@@ -77,11 +77,11 @@ async fn two_thousand_attachments_through_a_failing_remote_converge() {
     queue.stop_sync().await;
 
     assert_eq!(
-        counts.synced as usize,
-        ATTACHMENTS - REFUSED,
+        counts.synced,
+        (ATTACHMENTS - REFUSED) as u64,
         "everything else converged"
     );
-    assert_eq!(counts.archived as usize, REFUSED);
+    assert_eq!(counts.archived, REFUSED as u64);
     for row in &refused {
         let row = queue.get(&row.id).await.unwrap().unwrap();
         assert_eq!(row.state, AttachmentState::Archived);
