@@ -121,7 +121,9 @@ impl StateCounts {
 /// # Contract
 /// Every write bumps `version` by one (a new row starts at 1). `Update` and `Delete` apply only
 /// while the stored version equals `expected_version`; otherwise they change nothing and report
-/// `false`. A row whose stored state code is unknown is an `InvalidInput` error when read.
+/// `false`. A row that cannot be read (an unknown state code, an invalid id) is an
+/// `InvalidInput` error from `get` and is left out (with a logged warning) by `list`, so one
+/// bad row never stops the sync of the others; `count_by_state` leaves out unknown states.
 ///
 /// ```
 /// use attachments_core::AttachmentStore;

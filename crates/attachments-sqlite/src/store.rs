@@ -13,6 +13,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
+use tracing::warn;
+
 use crate::error::db_error;
 
 /// The default table name, the one the PowerSync SDKs use.
@@ -250,7 +252,18 @@ impl AttachmentStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error(e, "listing attachments"))?;
-        rows.iter().map(row_to_attachment).collect()
+        // One row written by something else (an unknown state code, an invalid id) must not
+        // stop the sync of every other attachment: it is left out here, and `get` reports it.
+        Ok(rows
+            .iter()
+            .filter_map(|row| match row_to_attachment(row) {
+                Ok(attachment) => Some(attachment),
+                Err(error) => {
+                    warn!(%error, "unreadable attachment row left out");
+                    None
+                }
+            })
+            .collect())
     }
 
     async fn apply(&self, changes: Vec<RowChange>) -> Result<Vec<bool>> {
@@ -320,8 +333,11 @@ impl AttachmentStore for SqliteStore {
             let count: i64 = row
                 .try_get(1)
                 .map_err(|e| db_error(e, "counting attachments"))?;
-            let state = AttachmentState::from_code(code)?;
-            counts.add(state, u64::try_from(count).unwrap_or(0));
+            match AttachmentState::from_code(code) {
+                Ok(state) => counts.add(state, u64::try_from(count).unwrap_or(0)),
+                // counted nowhere, as `list` leaves such rows out
+                Err(error) => warn!(%error, count, "attachment rows with an unknown state"),
+            }
         }
         Ok(counts)
     }

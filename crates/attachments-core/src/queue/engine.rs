@@ -227,7 +227,7 @@ impl<S: AttachmentStore> Shared<S> {
             if row.state == AttachmentState::Archived
                 && referenced.contains(&row.id)
                 && let Some(path) = &row.local_uri
-                && self.local.exists(path).await?
+                && self.local_file_present(path).await?
             {
                 local_files_present.insert(row.id.clone());
             }
@@ -422,10 +422,30 @@ impl<S: AttachmentStore> Shared<S> {
     async fn download(&self, row: &Attachment, meter: &Arc<Meter>) -> Result<TransferOutcome> {
         let data = self.remote.download(row).await?;
         let size = self.local.write(&row.filename, meter.wrap(data)).await?;
-        Ok(TransferOutcome::Downloaded {
-            size,
-            checksum: meter.checksum(),
-        })
+        let checksum = meter.checksum();
+        // A row that knows its contents (saved here, or synced before) checks what arrived: a
+        // truncated or foreign body is not kept.
+        let size_differs = row.size.is_some_and(|expected| expected != size);
+        let checksum_differs = row
+            .checksum
+            .as_ref()
+            .is_some_and(|expected| *expected != checksum);
+        if size_differs || checksum_differs {
+            if let Err(cleanup) = self.local.delete(&row.filename).await {
+                warn!(%cleanup, "could not remove a download that failed its check");
+            }
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "downloaded {size} bytes with {checksum}, expected {} bytes with {}",
+                    row.size.map_or("?".to_owned(), |s| s.to_string()),
+                    row.checksum.as_deref().unwrap_or("?")
+                ),
+            )
+            // a body cut short by the network is worth another try
+            .with_retryable(true));
+        }
+        Ok(TransferOutcome::Downloaded { size, checksum })
     }
 
     /// Run `work`, reporting byte progress, and fail it when no byte moves for
@@ -478,6 +498,20 @@ impl<S: AttachmentStore> Shared<S> {
             });
         }
         result
+    }
+
+    /// Whether the file a row points at exists. A `local_uri` the storage refuses (a row
+    /// written by something else, pointing outside the root) counts as missing: nothing is
+    /// read there, and the row is repaired like any row whose file is gone.
+    async fn local_file_present(&self, path: &str) -> Result<bool> {
+        match self.local.exists(path).await {
+            Ok(present) => Ok(present),
+            Err(error) if error.kind() == ErrorKind::InvalidInput => {
+                warn!(path, %error, "a row points at a path the local storage refuses");
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Remove a local file the table no longer references, unless a save is writing it.
@@ -592,7 +626,7 @@ impl<S: AttachmentStore> Shared<S> {
             .ok_or_else(|| Error::not_found(format!("attachment {id}")))?;
         if row.failed_state == Some(AttachmentState::QueuedUpload) {
             let present = match &row.local_uri {
-                Some(path) => self.local.exists(path).await?,
+                Some(path) => self.local_file_present(path).await?,
                 None => false,
             };
             if !present {
@@ -672,7 +706,7 @@ impl<S: AttachmentStore> Shared<S> {
         let mut changes = Vec::new();
         for row in &rows {
             let exists = match &row.local_uri {
-                Some(path) => self.local.exists(path).await?,
+                Some(path) => self.local_file_present(path).await?,
                 None => false,
             };
             if let Some(change) = verify_on_start(row, exists, now) {
