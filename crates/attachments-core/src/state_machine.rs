@@ -68,6 +68,9 @@ pub struct ReconcileContext {
     pub download_attachments: bool,
     /// Archived, referenced rows whose local file exists.
     pub local_files_present: HashSet<AttachmentId>,
+    /// Ids the app deleted that the references may still name because they were read before
+    /// the delete committed: never inserted as new downloads.
+    pub recently_deleted: HashSet<AttachmentId>,
     /// Now, in ms since the epoch.
     pub now_ms: i64,
 }
@@ -84,7 +87,8 @@ pub struct Reconciliation {
 /// Bring the table in line with the full set of attachments the app references.
 ///
 /// - a new id, when downloads are enabled, is inserted as `QueuedDownload` (when disabled it is
-///   left untracked, and picked up once they are enabled);
+///   left untracked, and picked up once they are enabled), unless it is one the app just
+///   deleted (`recently_deleted`);
 /// - an `Archived` id referenced again becomes `Synced` if it has synced and its file exists,
 ///   else `QueuedDownload` if it synced before or has no local file, else `QueuedUpload`; but
 ///   one archived by a permanent failure stays archived until `retry`;
@@ -105,7 +109,7 @@ pub fn reconcile_watched(
         }
         match by_id.get(&item.id) {
             None => {
-                if !context.download_attachments {
+                if !context.download_attachments || context.recently_deleted.contains(&item.id) {
                     continue;
                 }
                 match item.resolved_filename() {
@@ -397,6 +401,7 @@ mod tests {
                 .iter()
                 .map(|id| AttachmentId::new(*id).unwrap())
                 .collect(),
+            recently_deleted: HashSet::new(),
             now_ms: NOW,
         };
         let items: Vec<_> = referenced.iter().map(|id| item(id)).collect();
@@ -512,6 +517,21 @@ mod tests {
         for (rows, referenced, present, downloads, expected) in cases {
             check_reconcile(&rows, referenced, present, downloads, expected);
         }
+    }
+
+    #[test]
+    fn a_recently_deleted_id_is_not_downloaded_again() {
+        let context = ReconcileContext {
+            download_attachments: true,
+            recently_deleted: [AttachmentId::new("gone").unwrap()].into_iter().collect(),
+            now_ms: NOW,
+            ..Default::default()
+        };
+        let result = reconcile_watched(&[], &[item("gone"), item("new")], &context);
+        assert_eq!(
+            outcome(&result.changes),
+            vec![("new".into(), Some(QueuedDownload))]
+        );
     }
 
     #[test]

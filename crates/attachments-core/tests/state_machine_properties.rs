@@ -198,6 +198,7 @@ proptest! {
                         } else {
                             Default::default()
                         },
+                        recently_deleted: Default::default(),
                         now_ms: now,
                     };
                     for change in reconcile_watched(&rows, &items, &context).changes {

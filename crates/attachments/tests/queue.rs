@@ -811,3 +811,32 @@ async fn dropping_the_last_handle_stops_background_sync() {
         "the worker stopped after the last handle was dropped"
     );
 }
+
+#[tokio::test]
+async fn a_late_emission_read_before_a_delete_does_not_bring_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
+    let queue = device.builder().await.build();
+    let saved = queue.save_file(photo(1, 100)).await.unwrap();
+    queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
+    queue.sync_now().await.unwrap();
+
+    queue.delete_file(&saved.id).await.unwrap();
+    assert_eq!(queue.sync_now().await.unwrap().deleted, 1);
+    // the watcher read the references just before the delete committed, and delivers now
+    queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
+    let summary = queue.sync_now().await.unwrap();
+    assert_eq!(summary.downloaded + summary.archived, 0);
+    assert!(
+        queue.get(&saved.id).await.unwrap().is_none(),
+        "the deleted row stays gone"
+    );
+    assert_eq!(
+        device
+            .remote
+            .calls()
+            .downloads
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}

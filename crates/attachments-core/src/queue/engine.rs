@@ -154,8 +154,7 @@ impl<S: AttachmentStore> Shared<S> {
             match next {
                 Some(Ok(items)) => {
                     debug!(referenced = items.len(), "watched attachments changed");
-                    *self.latest_items.lock().expect("items lock poisoned") = Some(Arc::new(items));
-                    self.reconcile_pending.store(true, Ordering::SeqCst);
+                    self.set_latest_items(items);
                     self.trigger.notify_one();
                 }
                 Some(Err(error)) => {
@@ -168,6 +167,17 @@ impl<S: AttachmentStore> Shared<S> {
                 }
             }
         }
+    }
+
+    /// Record a new set of references, to be reconciled at the next pass.
+    pub(super) fn set_latest_items(&self, items: Vec<crate::model::WatchedAttachmentItem>) {
+        let named: HashSet<&AttachmentId> = items.iter().map(|item| &item.id).collect();
+        self.deleted_since_emission
+            .lock()
+            .expect("deleted set lock poisoned")
+            .retain(|id| named.contains(id));
+        *self.latest_items.lock().expect("items lock poisoned") = Some(Arc::new(items));
+        self.reconcile_pending.store(true, Ordering::SeqCst);
     }
 
     /// When the earliest backed-off row becomes due, so the worker wakes for it.
@@ -235,6 +245,11 @@ impl<S: AttachmentStore> Shared<S> {
         let context = ReconcileContext {
             download_attachments: self.download_attachments.load(Ordering::SeqCst),
             local_files_present,
+            recently_deleted: self
+                .deleted_since_emission
+                .lock()
+                .expect("deleted set lock poisoned")
+                .clone(),
             now_ms: now_ms(),
         };
         let reconciliation = reconcile_watched(&rows, &items, &context);
@@ -613,6 +628,10 @@ impl<S: AttachmentStore> Shared<S> {
         });
         let hook = hook.map(|bind| bind(current.clone()));
         let change = self.store.apply_with_hook(id, decide, hook).await?;
+        self.deleted_since_emission
+            .lock()
+            .expect("deleted set lock poisoned")
+            .insert(id.clone());
         self.emit_change(Some(current.state), &change);
         self.trigger.notify_one();
         Ok(())

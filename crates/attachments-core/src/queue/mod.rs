@@ -232,6 +232,7 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
                 closed: AtomicBool::new(false),
                 latest_items: Mutex::new(None),
                 reconcile_pending: AtomicBool::new(false),
+                deleted_since_emission: Mutex::new(HashSet::new()),
                 transferring: Mutex::new(HashSet::new()),
                 saving: Mutex::new(HashSet::new()),
                 cancel,
@@ -261,6 +262,11 @@ struct Shared<S: AttachmentStore> {
     /// emission is reconciled once, when it is new: re-applying an old emission at every pass
     /// would re-create an attachment deleted after it was taken.
     reconcile_pending: AtomicBool,
+    /// Ids deleted through `delete_file` that the references have not yet caught up with. An
+    /// emission read from the database just before a delete committed can arrive after the
+    /// delete completed; without this it would bring the attachment back as a new download.
+    /// An id leaves the set with the first emission that no longer names it.
+    deleted_since_emission: Mutex<HashSet<AttachmentId>>,
     /// Ids with a transfer in flight: a second pass never starts another for them.
     transferring: Mutex<HashSet<AttachmentId>>,
     /// Local paths of saves between their first byte and their commit: the orphan sweep and
@@ -428,11 +434,7 @@ impl<S: AttachmentStore> AttachmentQueue<S> {
     /// `Closed` after `close`; store errors.
     pub async fn set_referenced(&self, items: Vec<WatchedAttachmentItem>) -> Result<()> {
         self.ensure_open()?;
-        *self
-            .shared
-            .latest_items
-            .lock()
-            .expect("items lock poisoned") = Some(Arc::new(items));
+        self.shared.set_latest_items(items);
         self.shared.reconcile().await?;
         self.trigger_sync();
         Ok(())
