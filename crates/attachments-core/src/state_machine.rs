@@ -68,8 +68,8 @@ pub struct ReconcileContext {
     pub download_attachments: bool,
     /// Archived, referenced rows whose local file exists.
     pub local_files_present: HashSet<AttachmentId>,
-    /// Ids the app deleted that the references may still name because they were read before
-    /// the delete committed: never inserted as new downloads.
+    /// Ids the app deleted, which references read before the delete committed may still
+    /// name: never inserted as new downloads.
     pub recently_deleted: HashSet<AttachmentId>,
     /// Now, in ms since the epoch.
     pub now_ms: i64,

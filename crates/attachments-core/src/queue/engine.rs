@@ -171,11 +171,6 @@ impl<S: AttachmentStore> Shared<S> {
 
     /// Record a new set of references, to be reconciled at the next pass.
     pub(super) fn set_latest_items(&self, items: Vec<crate::model::WatchedAttachmentItem>) {
-        let named: HashSet<&AttachmentId> = items.iter().map(|item| &item.id).collect();
-        self.deleted_since_emission
-            .lock()
-            .expect("deleted set lock poisoned")
-            .retain(|id| named.contains(id));
         *self.latest_items.lock().expect("items lock poisoned") = Some(Arc::new(items));
         self.reconcile_pending.store(true, Ordering::SeqCst);
     }
@@ -246,7 +241,7 @@ impl<S: AttachmentStore> Shared<S> {
             download_attachments: self.download_attachments.load(Ordering::SeqCst),
             local_files_present,
             recently_deleted: self
-                .deleted_since_emission
+                .deleted_ids
                 .lock()
                 .expect("deleted set lock poisoned")
                 .clone(),
@@ -627,11 +622,24 @@ impl<S: AttachmentStore> Shared<S> {
             None => Err(Error::not_found(format!("attachment {missing}"))),
         });
         let hook = hook.map(|bind| bind(current.clone()));
-        let change = self.store.apply_with_hook(id, decide, hook).await?;
-        self.deleted_since_emission
+        // Recorded before the commit: any reconcile that finds the row gone also finds this.
+        let newly_recorded = self
+            .deleted_ids
             .lock()
             .expect("deleted set lock poisoned")
             .insert(id.clone());
+        let change = match self.store.apply_with_hook(id, decide, hook).await {
+            Ok(change) => change,
+            Err(error) => {
+                if newly_recorded {
+                    self.deleted_ids
+                        .lock()
+                        .expect("deleted set lock poisoned")
+                        .remove(id);
+                }
+                return Err(error);
+            }
+        };
         self.emit_change(Some(current.state), &change);
         self.trigger.notify_one();
         Ok(())
@@ -695,6 +703,10 @@ impl<S: AttachmentStore> Shared<S> {
     pub(super) async fn clear_queue(&self) -> Result<u64> {
         let rows = self.store.list(None).await?;
         let removed = self.store.clear().await?;
+        self.deleted_ids
+            .lock()
+            .expect("deleted set lock poisoned")
+            .clear();
         for row in &rows {
             self.remove_local_file(row.local_uri.as_deref()).await;
             self.emit(AttachmentEvent::StateChanged {

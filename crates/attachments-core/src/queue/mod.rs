@@ -232,7 +232,7 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
                 closed: AtomicBool::new(false),
                 latest_items: Mutex::new(None),
                 reconcile_pending: AtomicBool::new(false),
-                deleted_since_emission: Mutex::new(HashSet::new()),
+                deleted_ids: Mutex::new(HashSet::new()),
                 transferring: Mutex::new(HashSet::new()),
                 saving: Mutex::new(HashSet::new()),
                 cancel,
@@ -262,11 +262,13 @@ struct Shared<S: AttachmentStore> {
     /// emission is reconciled once, when it is new: re-applying an old emission at every pass
     /// would re-create an attachment deleted after it was taken.
     reconcile_pending: AtomicBool,
-    /// Ids deleted through `delete_file` that the references have not yet caught up with. An
-    /// emission read from the database just before a delete committed can arrive after the
-    /// delete completed; without this it would bring the attachment back as a new download.
-    /// An id leaves the set with the first emission that no longer names it.
-    deleted_since_emission: Mutex<HashSet<AttachmentId>>,
+    /// Ids deleted through `delete_file` by this queue. A watched emission read from the
+    /// database before a delete committed can be delivered after the delete completed (the
+    /// watcher may lag by more than one emission); without this it would bring the attachment
+    /// back as a new download. An id is recorded before its delete commits and kept for the
+    /// queue's life (a few dozen bytes per delete; `clear_queue` empties it): a deleted id is
+    /// gone from the remote, so downloading it again could only fail.
+    deleted_ids: Mutex<HashSet<AttachmentId>>,
     /// Ids with a transfer in flight: a second pass never starts another for them.
     transferring: Mutex<HashSet<AttachmentId>>,
     /// Local paths of saves between their first byte and their commit: the orphan sweep and
