@@ -6,6 +6,7 @@ mod meter;
 mod model;
 mod policy;
 mod queue;
+mod secret;
 pub mod state_machine;
 mod storage;
 mod store;
@@ -26,5 +27,6 @@ pub use queue::{
     AttachmentEvent, AttachmentQueue, AttachmentQueueBuilder, PassSummary, QueueConfig, SaveFile,
     WatchSource,
 };
+pub use secret::Secret;
 pub use storage::{ByteStream, LocalStorage, RemoteStorage, byte_stream_from, collect_bytes};
 pub use store::{AttachmentStore, Decide, RowChange, StateCounts, UpdateHook};

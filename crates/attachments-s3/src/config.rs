@@ -1,6 +1,6 @@
 //! Settings of an `S3RemoteStorage` built from scratch (rather than from a client the app owns).
 
-use std::fmt;
+pub use attachments_core::Secret;
 
 /// The smallest part S3 accepts in a multipart upload (except the last one).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -45,40 +45,6 @@ impl Default for MultipartSettings {
             part_size: 8 * 1024 * 1024,
             part_concurrency: 4,
         }
-    }
-}
-
-/// A secret string: its `Debug` and `Display` never show it.
-///
-/// ```
-/// let secret = attachments_s3::Secret::new("wJalrXUtnFEMI");
-/// assert_eq!(format!("{secret:?}"), "Secret(***)");
-/// assert_eq!(secret.expose(), "wJalrXUtnFEMI");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Secret(secret.into())
-    }
-
-    /// The secret itself, for handing to the SDK.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
     }
 }
 

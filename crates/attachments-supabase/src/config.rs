@@ -1,43 +1,12 @@
 //! Settings and credentials of a `SupabaseRemoteStorage`.
 
 use std::fmt;
+
+pub use attachments_core::Secret;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use attachments_core::Result;
-
-/// A secret string (API key, JWT): its `Debug` and `Display` never show it.
-///
-/// ```
-/// let key = attachments_supabase::Secret::new("eyJhbGciOi...");
-/// assert_eq!(format!("{key:?}"), "Secret(***)");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Secret(secret.into())
-    }
-
-    /// The secret itself, for a request header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Supplies the JWT sent as `Authorization: Bearer <jwt>`: the signed-in user's access token,
 /// which expires and is refreshed by the app's auth client.

@@ -6,8 +6,8 @@ pub use attachments_core::{
     Attachment, AttachmentErrorHandler, AttachmentEvent, AttachmentId, AttachmentQueue,
     AttachmentQueueBuilder, AttachmentState, AttachmentStore, BoxError, ByteStream, Bytes,
     DefaultErrorHandler, Error, ErrorAction, ErrorKind, LocalStorage, Operation, PassSummary,
-    QueueConfig, RemoteStorage, Result, RetryPolicy, RowChange, SaveFile, StateCounts, UpdateHook,
-    WatchSource, WatchedAttachmentItem, async_trait, byte_stream_from, collect_bytes,
+    QueueConfig, RemoteStorage, Result, RetryPolicy, RowChange, SaveFile, Secret, StateCounts,
+    UpdateHook, WatchSource, WatchedAttachmentItem, async_trait, byte_stream_from, collect_bytes,
     validate_relative_path,
 };
 
