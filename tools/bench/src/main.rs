@@ -1,0 +1,264 @@
+//! The queue side of `cargo xtask bench`. Each subcommand runs one scenario in a fresh process
+//! (so its peak memory is its own) and prints one line:
+//! `result seconds=<f> peak_rss_mib=<f> count=<n>`.
+//!
+//! - `upload --source DIR --work DIR --prefix P --concurrency C`: save every file of `DIR`
+//!   through `save_file` and upload it to the S3 server named by `ATTACHMENTS_TEST_S3_*`; time
+//!   from the first save to all `Synced`. Writes the ids to `WORK/manifest.txt`.
+//! - `download --manifest FILE --work DIR --prefix P --concurrency C`: a second device
+//!   references every id of the manifest and downloads it; time to all `Synced`.
+//! - `bookkeeping --count N`: N attachments saved and uploaded with in-memory storages.
+//! - `reconcile --count N`: one emission of N new ids, then one with a single id changed;
+//!   prints `first_ms=` and `change_ms=`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use attachments::fs::FsLocalStorage;
+use attachments::s3::{S3Config, S3Credentials, S3RemoteStorage};
+use attachments::sqlite::SqliteStore;
+use attachments::{
+    AttachmentId, BoxError, LocalStorage, RemoteStorage, SaveFile, SqliteAttachmentQueue,
+    WatchedAttachmentItem,
+};
+use attachments_testkit::{MemoryLocalStorage, MemoryRemoteStorage, patterned_stream};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+struct Args {
+    command: String,
+    values: std::collections::HashMap<String, String>,
+}
+
+impl Args {
+    fn parse() -> Result<Args, BoxError> {
+        let mut raw = std::env::args().skip(1);
+        let command = raw
+            .next()
+            .ok_or("usage: attachments-bench <scenario> --flag value ...")?;
+        let mut values = std::collections::HashMap::new();
+        while let Some(flag) = raw.next() {
+            let value = raw.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            values.insert(flag.trim_start_matches('-').to_owned(), value);
+        }
+        Ok(Args { command, values })
+    }
+
+    fn get(&self, name: &str) -> Result<&str, BoxError> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| format!("--{name} is required").into())
+    }
+
+    fn number(&self, name: &str) -> Result<usize, BoxError> {
+        Ok(self.get(name)?.parse()?)
+    }
+}
+
+/// Peak resident memory of this process, from `/proc/self/status` (`VmHWM`), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn s3_remote(prefix: &str) -> Result<S3RemoteStorage, BoxError> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let remote = S3RemoteStorage::from_config(
+        S3Config::new(var("ATTACHMENTS_TEST_S3_BUCKET")?)
+            .endpoint_url(var("ATTACHMENTS_TEST_S3_ENDPOINT")?)
+            .force_path_style(true)
+            .key_prefix(prefix)
+            .credentials(S3Credentials::new(
+                var("ATTACHMENTS_TEST_S3_ACCESS_KEY")?,
+                var("ATTACHMENTS_TEST_S3_SECRET_KEY")?,
+            )),
+    )
+    .await?;
+    remote.create_bucket_if_missing().await?;
+    Ok(remote)
+}
+
+async fn store(work: &Path) -> Result<SqliteStore, BoxError> {
+    std::fs::create_dir_all(work)?;
+    // what an app would choose: WAL, synchronous=NORMAL (durable across process crashes)
+    let options = SqliteConnectOptions::new()
+        .filename(work.join("app.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let pool = SqlitePoolOptions::new().connect_with(options).await?;
+    Ok(SqliteStore::new(pool).await?)
+}
+
+fn queue(
+    store: SqliteStore,
+    local: impl LocalStorage,
+    remote: impl RemoteStorage,
+    concurrency: usize,
+) -> SqliteAttachmentQueue {
+    SqliteAttachmentQueue::builder(store, local, remote)
+        .max_concurrency(concurrency)
+        .sync_throttle(Duration::ZERO)
+        .build()
+}
+
+/// Run passes until nothing is queued.
+async fn drain(queue: &SqliteAttachmentQueue) -> Result<(), BoxError> {
+    loop {
+        if queue.status().await?.queued() == 0 {
+            return Ok(());
+        }
+        let summary = queue.sync_now().await?;
+        if summary.transferred() == 0 && summary.retrying == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn upload(args: &Args) -> Result<String, BoxError> {
+    let source = PathBuf::from(args.get("source")?);
+    let work = PathBuf::from(args.get("work")?);
+    let remote = s3_remote(args.get("prefix")?).await?;
+    let queue = queue(
+        store(&work).await?,
+        FsLocalStorage::new(work.join("files"))?,
+        remote,
+        args.number("concurrency")?,
+    );
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&source)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.sort();
+    let started = Instant::now();
+    queue.start_sync().await?;
+    let mut ids = Vec::new();
+    for path in &paths {
+        let file = tokio::fs::File::open(path).await?;
+        let stream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 * 1024,
+        ));
+        let saved = queue
+            .save_file(SaveFile::new(stream).file_extension("bin"))
+            .await?;
+        ids.push(saved.id.to_string());
+    }
+    drain(&queue).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    queue.close().await;
+    std::fs::write(work.join("manifest.txt"), ids.join("\n"))?;
+    Ok(format!("seconds={seconds:.3} count={}", paths.len()))
+}
+
+async fn download(args: &Args) -> Result<String, BoxError> {
+    let manifest = std::fs::read_to_string(args.get("manifest")?)?;
+    let work = PathBuf::from(args.get("work")?);
+    let remote = s3_remote(args.get("prefix")?).await?;
+    let queue = queue(
+        store(&work).await?,
+        FsLocalStorage::new(work.join("files"))?,
+        remote,
+        args.number("concurrency")?,
+    );
+    let items = manifest
+        .lines()
+        .map(|id| Ok(WatchedAttachmentItem::new(AttachmentId::new(id)?).with_file_extension("bin")))
+        .collect::<Result<Vec<_>, attachments::Error>>()?;
+    let count = items.len();
+    let started = Instant::now();
+    queue.set_referenced(items).await?;
+    queue.start_sync().await?;
+    drain(&queue).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    queue.close().await;
+    Ok(format!("seconds={seconds:.3} count={count}"))
+}
+
+async fn bookkeeping(args: &Args) -> Result<String, BoxError> {
+    let count = args.number("count")?;
+    let work = tempfile_dir()?;
+    let queue = queue(
+        store(&work).await?,
+        MemoryLocalStorage::default(),
+        MemoryRemoteStorage::default(),
+        8,
+    );
+    let started = Instant::now();
+    queue.start_sync().await?;
+    for n in 0..count {
+        queue
+            .save_file(SaveFile::new(patterned_stream(n as u64, 16)).file_extension("bin"))
+            .await?;
+    }
+    drain(&queue).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    queue.close().await;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(format!(
+        "seconds={seconds:.3} count={count} attachments_per_s={:.0}",
+        count as f64 / seconds
+    ))
+}
+
+async fn reconcile(args: &Args) -> Result<String, BoxError> {
+    let count = args.number("count")?;
+    let work = tempfile_dir()?;
+    let queue = queue(
+        store(&work).await?,
+        MemoryLocalStorage::default(),
+        MemoryRemoteStorage::default(),
+        8,
+    );
+    let mut items: Vec<WatchedAttachmentItem> = (0..count)
+        .map(|n| {
+            WatchedAttachmentItem::new(AttachmentId::new(format!("id-{n:08}")).expect("valid"))
+        })
+        .collect();
+    let started = Instant::now();
+    queue.set_referenced(items.clone()).await?;
+    let first_ms = started.elapsed().as_secs_f64() * 1000.0;
+    items[count / 2] = WatchedAttachmentItem::new(AttachmentId::new("id-changed")?);
+    let started = Instant::now();
+    queue.set_referenced(items).await?;
+    let change_ms = started.elapsed().as_secs_f64() * 1000.0;
+    queue.close().await;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(format!(
+        "first_ms={first_ms:.1} change_ms={change_ms:.1} count={count}"
+    ))
+}
+
+fn tempfile_dir() -> Result<PathBuf, BoxError> {
+    let dir = std::env::temp_dir().join(format!("attachments-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let result = match Args::parse() {
+        Ok(args) => match args.command.as_str() {
+            "upload" => upload(&args).await,
+            "download" => download(&args).await,
+            "bookkeeping" => bookkeeping(&args).await,
+            "reconcile" => reconcile(&args).await,
+            other => Err(format!("unknown scenario {other}").into()),
+        },
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(line) => {
+            println!("result {line} peak_rss_mib={:.1}", peak_rss_mib());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("attachments-bench: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

