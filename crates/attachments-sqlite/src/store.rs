@@ -20,6 +20,9 @@ use crate::error::db_error;
 /// The default table name, the one the PowerSync SDKs use.
 pub const DEFAULT_TABLE_NAME: &str = "attachments_queue";
 
+/// Rows per multi-row insert: 14 parameters each stays far below SQLite's 32,766.
+const INSERT_BATCH: usize = 500;
+
 /// Every column but `id` and `version`, in the order `bind_fields` binds them.
 const FIELDS: &str = "filename, local_uri, timestamp, size, media_type, state, has_synced, \
                       meta_data, attempts, next_attempt_at, last_error, checksum, failed_state";
@@ -217,6 +220,53 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Insert `batch` (only `RowChange::Insert`s) in one statement; report which were new.
+    async fn insert_batch(
+        &self,
+        connection: &mut SqliteConnection,
+        batch: &[RowChange],
+    ) -> Result<Vec<bool>> {
+        let rows: Vec<&Attachment> = batch
+            .iter()
+            .filter_map(|change| match change {
+                RowChange::Insert(row) => Some(row),
+                _ => None,
+            })
+            .collect();
+        let distinct: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.id.as_str()).collect();
+        if distinct.len() != rows.len() {
+            // the same id twice: only one-by-one tells which one was new
+            let mut applied = Vec::with_capacity(batch.len());
+            for change in batch {
+                applied.push(Self::apply_one(connection, &self.sql, change).await?);
+            }
+            return Ok(applied);
+        }
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"; rows.len()].join(", ");
+        let statement = format!(
+            r#"INSERT INTO "{}" (id, {FIELDS}, version) VALUES {values}
+               ON CONFLICT(id) DO NOTHING RETURNING id"#,
+            self.table
+        );
+        let mut query = sqlx::query(sql(&statement));
+        for row in &rows {
+            query = bind_fields(query.bind(row.id.as_str()), row)?;
+        }
+        let inserted: std::collections::HashSet<String> = query
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(|e| db_error(e, "inserting attachments"))?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| db_error(e, "inserting attachments"))?;
+        Ok(rows
+            .iter()
+            .map(|row| inserted.contains(row.id.as_str()))
+            .collect())
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
         // writes later can fail with SQLITE_BUSY without waiting when another writer is active.
@@ -272,8 +322,23 @@ impl AttachmentStore for SqliteStore {
         }
         let mut tx = self.begin_write().await?;
         let mut applied = Vec::with_capacity(changes.len());
-        for change in &changes {
-            applied.push(Self::apply_one(&mut tx, &self.sql, change).await?);
+        let mut rest = &changes[..];
+        while !rest.is_empty() {
+            // A run of inserts (a watched emission of many new ids) goes in multi-row
+            // statements: one round trip to SQLite per batch instead of per row.
+            let inserts = rest
+                .iter()
+                .take(INSERT_BATCH)
+                .take_while(|change| matches!(change, RowChange::Insert(_)))
+                .count();
+            if inserts > 1 {
+                let (batch, tail) = rest.split_at(inserts);
+                applied.extend(self.insert_batch(&mut tx, batch).await?);
+                rest = tail;
+            } else {
+                applied.push(Self::apply_one(&mut tx, &self.sql, &rest[0]).await?);
+                rest = &rest[1..];
+            }
         }
         tx.commit()
             .await

@@ -176,6 +176,59 @@ pub async fn store_suite<S: AttachmentStore>(store: &S) {
         (2, 1, 1, 4)
     );
 
+    // a batch of inserts reports each row: new ones true, existing ones (and repeats) false
+    let batch = vec![
+        RowChange::Insert(row("e", QueuedDownload, 40)),
+        RowChange::Insert(row("a", QueuedDownload, 40)),
+        RowChange::Insert(row("f", QueuedDownload, 40)),
+        RowChange::Insert(row("f", QueuedUpload, 41)),
+    ];
+    assert_eq!(
+        store.apply(batch).await.unwrap(),
+        vec![true, false, true, false]
+    );
+    assert_eq!(
+        store
+            .get(&AttachmentId::new("a").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        QueuedUpload
+    );
+    assert_eq!(
+        store
+            .get(&AttachmentId::new("f").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        QueuedDownload
+    );
+    let many: Vec<RowChange> = (0..1200)
+        .map(|n| RowChange::Insert(row(&format!("bulk-{n}"), QueuedDownload, 50)))
+        .collect();
+    assert!(store.apply(many).await.unwrap().into_iter().all(|new| new));
+    assert_eq!(store.count_by_state().await.unwrap().total(), 1206);
+    let bulk: Vec<RowChange> = (0..1200)
+        .map(|n| RowChange::Delete {
+            id: AttachmentId::new(format!("bulk-{n}")).unwrap(),
+            expected_version: 1,
+        })
+        .chain(["e", "f"].map(|id| RowChange::Delete {
+            id: AttachmentId::new(id).unwrap(),
+            expected_version: 1,
+        }))
+        .collect();
+    assert!(
+        store
+            .apply(bulk)
+            .await
+            .unwrap()
+            .into_iter()
+            .all(|gone| gone)
+    );
+
     // apply_with_hook: decide sees the current row; its error rolls back
     let id_a = AttachmentId::new("a").unwrap();
     let change = store
