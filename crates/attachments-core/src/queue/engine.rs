@@ -69,6 +69,9 @@ impl<S: AttachmentStore> Shared<S> {
 
     fn emit_change(&self, from: Option<AttachmentState>, change: &RowChange) {
         let to = change.new_state();
+        if to == Some(AttachmentState::Archived) {
+            self.cache_may_overflow.store(true, Ordering::SeqCst);
+        }
         if from != to {
             self.emit(AttachmentEvent::StateChanged {
                 id: change.id().clone(),
@@ -202,7 +205,16 @@ impl<S: AttachmentStore> Shared<S> {
                 return Err(error);
             }
             self.run_due_transfers(cancel, &mut summary).await?;
-            summary.evicted = self.expire_cache().await?;
+            // the cache can only overflow when something was archived since the last expiry
+            if self.cache_may_overflow.swap(false, Ordering::SeqCst) {
+                match self.expire_cache().await {
+                    Ok(evicted) => summary.evicted = evicted,
+                    Err(error) => {
+                        self.cache_may_overflow.store(true, Ordering::SeqCst);
+                        return Err(error);
+                    }
+                }
+            }
             Ok::<(), Error>(())
         };
         tokio::select! {
@@ -549,9 +561,12 @@ impl<S: AttachmentStore> Shared<S> {
         hook: Option<BoundHook<S::Connection>>,
     ) -> Result<Attachment> {
         self.ensure_open()?;
+        let given_id = file.id.is_some();
         let id = file.id.unwrap_or_else(AttachmentId::generate);
         let filename = default_filename(&id, file.file_extension.as_deref())?;
-        if self.store.get(&id).await?.is_some() {
+        // An id the app chose may exist: refuse it before writing anything. A generated UUID
+        // cannot, and the transaction checks again anyway, so it skips this round trip.
+        if given_id && self.store.get(&id).await?.is_some() {
             return Err(Error::invalid_input(format!(
                 "attachment {id} already exists; delete it first or save under a new id"
             )));

@@ -239,6 +239,7 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
                 worker: Mutex::new(None),
                 trigger: Notify::new(),
                 verified: AtomicBool::new(false),
+                cache_may_overflow: AtomicBool::new(true),
             }),
         }
     }
@@ -280,6 +281,8 @@ struct Shared<S: AttachmentStore> {
     /// Every trigger (watch emission, save, delete, `trigger_sync`) lands here; many triggers
     /// before the worker wakes collapse into one pass.
     trigger: Notify,
+    /// Set when a row is archived (and at start); a pass expires the cache only then.
+    cache_may_overflow: AtomicBool,
     /// Start-up verification runs once per queue, before its first pass.
     verified: AtomicBool,
 }
