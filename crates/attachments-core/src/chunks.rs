@@ -45,7 +45,9 @@ impl ChunkedReader {
     /// # Errors
     /// The stream's own error.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
-        let mut chunk = BytesMut::with_capacity(self.chunk_size.min(1 << 20));
+        // The whole chunk up front: growing by doubling would leave parts holding up to twice
+        // their size. Pages not written (a short last chunk) are never touched, so cost no RSS.
+        let mut chunk = BytesMut::with_capacity(self.chunk_size);
         loop {
             let room = self.chunk_size - chunk.len();
             let piece = self.leftover.split_to(room.min(self.leftover.len()));

@@ -17,8 +17,11 @@ use tokio_util::io::ReaderStream;
 /// reserved: no stored path may start with it.
 pub const TEMP_DIR: &str = ".attachments-tmp";
 
-/// Chunk size when streaming a file out.
-const READ_CHUNK: usize = 64 * 1024;
+/// Chunk size when streaming a file out, and buffer size when writing one: every read or write
+/// of a `tokio::fs::File` is a trip to the blocking thread pool, so few large ones beat many
+/// small ones (measured with `cargo xtask bench`: see docs/BENCHMARKS.md).
+const READ_CHUNK: usize = 512 * 1024;
+const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Attachment files in a directory.
 ///
@@ -148,9 +151,10 @@ impl LocalStorage for FsLocalStorage {
             keep: false,
         };
 
-        let mut file = tokio::fs::File::create(&temp.path)
+        let file = tokio::fs::File::create(&temp.path)
             .await
             .map_err(|e| Error::from_io(e, format!("creating a temp file for {path:?}")))?;
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut written = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(Error::from)?;
@@ -162,6 +166,7 @@ impl LocalStorage for FsLocalStorage {
         file.flush()
             .await
             .map_err(|e| Error::from_io(e, format!("writing {path:?}")))?;
+        let file = file.into_inner();
         file.sync_all()
             .await
             .map_err(|e| Error::from_io(e, format!("syncing {path:?}")))?;
