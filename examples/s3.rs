@@ -5,27 +5,18 @@
 //! prints, then `cargo run --example s3 --features s3`.
 
 use attachments::fs::FsLocalStorage;
-use attachments::s3::{S3Config, S3Credentials, S3RemoteStorage};
+use attachments::s3::{S3Config, S3RemoteStorage};
 use attachments::sqlite::SqliteStore;
 use attachments::{
     BoxError, SaveFile, SqliteAttachmentQueue, WatchedAttachmentItem, byte_stream_from,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-fn variable(name: &str) -> Result<String, BoxError> {
-    std::env::var(name).map_err(|_| format!("{name} is not set (see `cargo xtask s3`)").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let config = S3Config::new(variable("ATTACHMENTS_TEST_S3_BUCKET")?)
-        .endpoint_url(variable("ATTACHMENTS_TEST_S3_ENDPOINT")?)
-        .force_path_style(true)
-        .key_prefix("example/")
-        .credentials(S3Credentials::new(
-            variable("ATTACHMENTS_TEST_S3_ACCESS_KEY")?,
-            variable("ATTACHMENTS_TEST_S3_SECRET_KEY")?,
-        ));
+    let config = S3Config::from_env("ATTACHMENTS_TEST_S3")
+        .ok_or("ATTACHMENTS_TEST_S3_ENDPOINT, _BUCKET, _ACCESS_KEY and _SECRET_KEY must be set (see `cargo xtask s3`)")?
+        .key_prefix("example/");
     println!("remote: {config:?}");
     let remote = S3RemoteStorage::from_config(config).await?;
     remote.create_bucket_if_missing().await?;

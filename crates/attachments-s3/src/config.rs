@@ -114,6 +114,33 @@ impl S3Config {
         }
     }
 
+    /// Settings from environment variables `{prefix}_ENDPOINT`, `{prefix}_BUCKET`,
+    /// `{prefix}_ACCESS_KEY`, `{prefix}_SECRET_KEY` (path-style addressing, for self-hosted
+    /// servers), and optionally `{prefix}_CHECKSUMS=when_required`. `None` unless the four are
+    /// all set and not empty.
+    ///
+    /// ```
+    /// assert!(attachments_s3::S3Config::from_env("NO_SUCH_PREFIX").is_none());
+    /// ```
+    pub fn from_env(prefix: &str) -> Option<Self> {
+        let read = |name: &str| {
+            std::env::var(format!("{prefix}_{name}"))
+                .ok()
+                .filter(|value| !value.is_empty())
+        };
+        let checksum_mode = match read("CHECKSUMS").as_deref() {
+            Some("when_required") => ChecksumMode::WhenRequired,
+            _ => ChecksumMode::WhenSupported,
+        };
+        Some(
+            S3Config::new(read("BUCKET")?)
+                .endpoint_url(read("ENDPOINT")?)
+                .force_path_style(true)
+                .checksum_mode(checksum_mode)
+                .credentials(S3Credentials::new(read("ACCESS_KEY")?, read("SECRET_KEY")?)),
+        )
+    }
+
     /// Set the key prefix.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use attachments::fs::FsLocalStorage;
-use attachments::s3::{S3Config, S3Credentials, S3RemoteStorage};
+use attachments::s3::{S3Config, S3RemoteStorage};
 use attachments::sqlite::SqliteStore;
 use attachments::{
     AttachmentId, BoxError, LocalStorage, RemoteStorage, SaveFile, SqliteAttachmentQueue,
@@ -67,20 +67,11 @@ fn peak_rss_mib() -> f64 {
 }
 
 async fn s3_remote(prefix: &str) -> Result<S3RemoteStorage, BoxError> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let remote = S3RemoteStorage::from_config(
-        S3Config::new(var("ATTACHMENTS_TEST_S3_BUCKET")?)
-            .endpoint_url(var("ATTACHMENTS_TEST_S3_ENDPOINT")?)
-            .force_path_style(true)
-            .key_prefix(prefix)
-            .credentials(S3Credentials::new(
-                var("ATTACHMENTS_TEST_S3_ACCESS_KEY")?,
-                var("ATTACHMENTS_TEST_S3_SECRET_KEY")?,
-            )),
-    )
-    .await?;
-    remote.create_bucket_if_missing().await?;
-    Ok(remote)
+    let config = S3Config::from_env("ATTACHMENTS_TEST_S3")
+        .ok_or("ATTACHMENTS_TEST_S3_ENDPOINT, _BUCKET, _ACCESS_KEY and _SECRET_KEY must be set")?;
+    let storage = S3RemoteStorage::from_config(config.key_prefix(prefix)).await?;
+    storage.create_bucket_if_missing().await?;
+    Ok(storage)
 }
 
 async fn store(work: &Path) -> Result<SqliteStore, BoxError> {

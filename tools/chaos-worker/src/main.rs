@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attachments::fs::{FsLocalStorage, FsRemoteStorage};
-use attachments::s3::{S3Config, S3Credentials, S3RemoteStorage};
+use attachments::s3::{S3Config, S3RemoteStorage};
 use attachments::sqlite::{SqliteStore, WatchOptions, watch_referenced_attachments_with};
 use attachments::{
     Attachment, AttachmentId, AttachmentState, AttachmentStore, BoxError, LocalStorage,
@@ -89,18 +89,9 @@ async fn remote(args: &Args) -> Result<Arc<dyn RemoteStorage>, BoxError> {
         .s3_prefix
         .clone()
         .ok_or("--remote-dir or --s3-prefix is required")?;
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let storage = S3RemoteStorage::from_config(
-        S3Config::new(var("ATTACHMENTS_TEST_S3_BUCKET")?)
-            .endpoint_url(var("ATTACHMENTS_TEST_S3_ENDPOINT")?)
-            .force_path_style(true)
-            .key_prefix(prefix)
-            .credentials(S3Credentials::new(
-                var("ATTACHMENTS_TEST_S3_ACCESS_KEY")?,
-                var("ATTACHMENTS_TEST_S3_SECRET_KEY")?,
-            )),
-    )
-    .await?;
+    let config = S3Config::from_env("ATTACHMENTS_TEST_S3")
+        .ok_or("ATTACHMENTS_TEST_S3_ENDPOINT, _BUCKET, _ACCESS_KEY and _SECRET_KEY must be set")?;
+    let storage = S3RemoteStorage::from_config(config.key_prefix(prefix)).await?;
     storage.create_bucket_if_missing().await?;
     Ok(Arc::new(storage))
 }

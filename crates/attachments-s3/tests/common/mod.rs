@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use attachments_s3::{ChecksumMode, MultipartSettings, S3Config, S3Credentials, S3RemoteStorage};
+use attachments_s3::{MultipartSettings, S3Config, S3Credentials, S3RemoteStorage};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
@@ -86,30 +86,14 @@ pub fn small_parts() -> MultipartSettings {
 /// The external server from `ATTACHMENTS_TEST_S3_*`, if configured. Without it, say so; under
 /// `CI=true` that is a failure, never a silent pass.
 pub fn external_config() -> Option<S3Config> {
-    let read = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let endpoint = read("ATTACHMENTS_TEST_S3_ENDPOINT");
-    let bucket = read("ATTACHMENTS_TEST_S3_BUCKET");
-    let access = read("ATTACHMENTS_TEST_S3_ACCESS_KEY");
-    let secret = read("ATTACHMENTS_TEST_S3_SECRET_KEY");
-    match (endpoint, bucket, access, secret) {
-        (Some(endpoint), Some(bucket), Some(access), Some(secret)) => Some(
-            S3Config::new(bucket)
-                .endpoint_url(endpoint)
-                .force_path_style(true)
-                .checksum_mode(match read("ATTACHMENTS_TEST_S3_CHECKSUMS").as_deref() {
-                    Some("when_required") => ChecksumMode::WhenRequired,
-                    _ => ChecksumMode::WhenSupported,
-                })
-                .credentials(S3Credentials::new(access, secret)),
-        ),
-        _ => {
-            let message = "ATTACHMENTS_TEST_S3_ENDPOINT, _BUCKET, _ACCESS_KEY and _SECRET_KEY are not all set: \
-                           the tests against an external S3 server did not run (cargo xtask test sets them)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{message}");
-            }
-            eprintln!("{message}");
-            None
-        }
+    if let Some(config) = S3Config::from_env("ATTACHMENTS_TEST_S3") {
+        return Some(config);
     }
+    let message = "ATTACHMENTS_TEST_S3_ENDPOINT, _BUCKET, _ACCESS_KEY and _SECRET_KEY are not all set: \
+                   the tests against an external S3 server did not run (cargo xtask test sets them)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("{message}");
+    None
 }
