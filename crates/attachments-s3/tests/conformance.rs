@@ -3,24 +3,10 @@
 
 mod common;
 
-use attachments_core::{
-    Attachment, AttachmentId, AttachmentState, ErrorKind, RemoteStorage, collect_bytes,
-};
+use attachments_core::{ErrorKind, RemoteStorage, collect_bytes};
 use attachments_s3::{ChecksumMode, S3Config, S3Credentials, S3RemoteStorage};
-use attachments_testkit::{patterned_bytes, patterned_stream, remote_storage_suite};
+use attachments_testkit::{patterned_bytes, patterned_stream, remote_storage_suite, upload_row};
 use common::{InProcessS3, small_parts, storage_for};
-
-fn attachment(filename: &str, size: Option<u64>) -> Attachment {
-    let mut row = Attachment::new(
-        AttachmentId::generate(),
-        filename,
-        AttachmentState::QueuedUpload,
-        0,
-    );
-    row.size = size;
-    row.media_type = Some("image/jpeg".into());
-    row
-}
 
 #[tokio::test]
 async fn s3_storage_keeps_the_contract() {
@@ -57,7 +43,7 @@ async fn multipart_round_trips_in_both_checksum_modes() {
         // known size above the threshold, and unknown size: both go up in parts
         for (n, size) in [(0u64, Some(23 << 20)), (1, None)] {
             let len = 12 << 20;
-            let row = attachment(&format!("big-{n}.bin"), size.map(|_| len));
+            let row = upload_row(&format!("big-{n}.bin"), size.map(|_| len));
             storage
                 .upload(&row, patterned_stream(n, len))
                 .await
@@ -71,7 +57,7 @@ async fn multipart_round_trips_in_both_checksum_modes() {
             );
         }
         // an unknown size that turns out small goes up in one request
-        let row = attachment("small-unknown.bin", None);
+        let row = upload_row("small-unknown.bin", None);
         storage
             .upload(&row, patterned_stream(9, 1000))
             .await
@@ -88,7 +74,7 @@ async fn a_failed_multipart_upload_is_aborted_on_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = InProcessS3::start(dir.path()).await;
     let storage = storage_for(server.config("aborts").multipart(small_parts())).await;
-    let row = attachment("broken.bin", Some(20 << 20));
+    let row = upload_row("broken.bin", Some(20 << 20));
     let err = storage
         .upload(&row, attachments_testkit::failing_stream(1, 12 << 20))
         .await
@@ -121,7 +107,7 @@ async fn errors_are_classified() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = InProcessS3::start(dir.path()).await;
     let good = server.storage("errors").await;
-    let row = attachment("a.bin", Some(3));
+    let row = upload_row("a.bin", Some(3));
 
     // a missing object: NotFound, permanent
     let err = good.download(&row).await.err().unwrap();

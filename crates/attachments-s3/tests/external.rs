@@ -4,24 +4,11 @@
 
 mod common;
 
-use attachments_core::{
-    Attachment, AttachmentId, AttachmentState, ByteStream, ErrorKind, RemoteStorage,
-};
+use attachments_core::{AttachmentId, ByteStream, ErrorKind, RemoteStorage};
 use attachments_s3::{S3Credentials, S3RemoteStorage};
-use attachments_testkit::{byte_at, patterned_stream, remote_storage_suite};
+use attachments_testkit::{byte_at, patterned_stream, remote_storage_suite, upload_row};
 use common::{external_config, storage_for};
 use futures_util::StreamExt;
-
-fn attachment(filename: &str, size: u64) -> Attachment {
-    let mut row = Attachment::new(
-        AttachmentId::generate(),
-        filename,
-        AttachmentState::QueuedUpload,
-        0,
-    );
-    row.size = Some(size);
-    row
-}
 
 /// Compare a stream with test file `seed` chunk by chunk, in constant memory.
 async fn assert_matches(mut stream: ByteStream, seed: u64, len: u64) {
@@ -56,7 +43,7 @@ async fn a_200_mib_multipart_round_trip() {
     };
     let storage = storage_for(config).await;
     let len = 200 << 20;
-    let row = attachment(&format!("big/{}.bin", AttachmentId::generate()), len);
+    let row = upload_row(&format!("big/{}.bin", AttachmentId::generate()), Some(len));
     storage
         .upload(&row, patterned_stream(200, len))
         .await
@@ -70,7 +57,7 @@ async fn external_errors_are_classified() {
     let Some(config) = external_config() else {
         return;
     };
-    let row = attachment("errors/a.bin", 3);
+    let row = upload_row("errors/a.bin", Some(3));
 
     let mut missing_bucket = config.clone();
     missing_bucket.bucket = format!("no-such-bucket-{}", std::process::id());
@@ -104,7 +91,7 @@ async fn external_errors_are_classified() {
 
     let storage = storage_for(config).await;
     let err = storage
-        .download(&attachment("errors/missing.bin", 0))
+        .download(&upload_row("errors/missing.bin", Some(0)))
         .await
         .err()
         .unwrap();

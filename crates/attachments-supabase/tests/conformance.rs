@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use attachments_core::{
-    Attachment, AttachmentId, AttachmentState, ErrorKind, RemoteStorage, collect_bytes,
-};
+use attachments_core::{ErrorKind, RemoteStorage, collect_bytes};
 use attachments_supabase::{AccessTokenProvider, Secret, SupabaseConfig, SupabaseRemoteStorage};
 use attachments_testkit::supabase_server::{SupabaseServerOptions, SupabaseStorageServer};
-use attachments_testkit::{patterned_bytes, patterned_stream, remote_storage_suite};
+use attachments_testkit::{patterned_bytes, patterned_stream, remote_storage_suite, upload_row};
 
 const BUCKET: &str = "attachments";
 const API_KEY: &str = "project-anon-key";
@@ -23,18 +21,6 @@ fn storage(
         attachments_supabase::StaticAccessToken(Secret::new(server.token("service_role"))),
     );
     SupabaseRemoteStorage::new(config(base)).unwrap()
-}
-
-fn attachment(filename: &str, size: u64) -> Attachment {
-    let mut row = Attachment::new(
-        AttachmentId::generate(),
-        filename,
-        AttachmentState::QueuedUpload,
-        0,
-    );
-    row.size = Some(size);
-    row.media_type = Some("image/jpeg".into());
-    row
 }
 
 #[tokio::test]
@@ -58,7 +44,7 @@ async fn an_interrupted_resumable_upload_resumes_from_head() {
     let server = SupabaseStorageServer::start(SupabaseServerOptions::default()).await;
     let remote = storage(&server, |c| c.resumable(1 << 20, 1 << 20));
     let len = 3 * (1 << 20) + 123;
-    let row = attachment("video/clip.mp4", len);
+    let row = upload_row("video/clip.mp4", Some(len));
     // the first chunk's connection breaks after 300 KB arrived (and were kept by the server)
     server.interrupt_next_patch_after(300_000);
     remote.upload(&row, patterned_stream(7, len)).await.unwrap();
@@ -82,7 +68,7 @@ async fn an_interrupted_resumable_upload_resumes_from_head() {
 async fn a_retried_upload_overwrites() {
     let server = SupabaseStorageServer::start(SupabaseServerOptions::default()).await;
     let remote = storage(&server, |c| c);
-    let row = attachment("a.jpg", 100);
+    let row = upload_row("a.jpg", Some(100));
     remote.upload(&row, patterned_stream(1, 100)).await.unwrap();
     // the same upload again (a retry after a crash): x-upsert makes it succeed
     remote.upload(&row, patterned_stream(2, 100)).await.unwrap();
@@ -133,7 +119,7 @@ async fn an_expired_token_is_refreshed_through_the_provider() {
             .access_token_provider(Arc::clone(&session)),
     )
     .unwrap();
-    let row = attachment("b.jpg", 10);
+    let row = upload_row("b.jpg", Some(10));
     remote.upload(&row, patterned_stream(1, 10)).await.unwrap();
     let back = collect_bytes(remote.download(&row).await.unwrap())
         .await
@@ -157,7 +143,7 @@ async fn the_error_rows_map_to_kinds() {
     let good = storage(&server, |c| c);
 
     // NoSuchKey: download of a missing object, permanent; delete of one is Ok
-    let missing = attachment("missing.jpg", 0);
+    let missing = upload_row("missing.jpg", Some(0));
     let err = good.download(&missing).await.err().unwrap();
     assert_eq!(
         (err.kind(), err.is_retryable()),
@@ -174,7 +160,7 @@ async fn the_error_rows_map_to_kinds() {
     )
     .unwrap();
     let err = wrong_bucket
-        .upload(&attachment("x.jpg", 3), patterned_stream(1, 3))
+        .upload(&upload_row("x.jpg", Some(3)), patterned_stream(1, 3))
         .await
         .unwrap_err();
     assert_eq!(
@@ -196,7 +182,7 @@ async fn the_error_rows_map_to_kinds() {
     )
     .unwrap();
     let err = denied
-        .upload(&attachment("y.jpg", 3), patterned_stream(1, 3))
+        .upload(&upload_row("y.jpg", Some(3)), patterned_stream(1, 3))
         .await
         .unwrap_err();
     assert_eq!(
@@ -212,7 +198,10 @@ async fn the_error_rows_map_to_kinds() {
 
     // EntityTooLarge: over the server's limit, by POST and by TUS
     let err = good
-        .upload(&attachment("big.jpg", 2000), patterned_stream(1, 2000))
+        .upload(
+            &upload_row("big.jpg", Some(2000)),
+            patterned_stream(1, 2000),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -222,7 +211,10 @@ async fn the_error_rows_map_to_kinds() {
     );
     let tus = storage(&server, |c| c.resumable(1500, 1000));
     let err = tus
-        .upload(&attachment("big.jpg", 2000), patterned_stream(1, 2000))
+        .upload(
+            &upload_row("big.jpg", Some(2000)),
+            patterned_stream(1, 2000),
+        )
         .await
         .unwrap_err();
     assert_eq!(

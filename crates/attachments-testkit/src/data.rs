@@ -1,7 +1,7 @@
 //! Test contents: deterministic bytes in uneven chunks, produced lazily so even large test
 //! files never sit in memory twice.
 
-use attachments_core::ByteStream;
+use attachments_core::{Attachment, AttachmentId, AttachmentState, ByteStream};
 use bytes::Bytes;
 use futures_util::stream;
 
@@ -55,4 +55,23 @@ pub fn failing_stream(seed: u64, good: u64) -> ByteStream {
         ))
     });
     Box::pin(patterned_stream(seed, good).chain(failure))
+}
+
+/// A row as the queue hands it to `RemoteStorage::upload`: a fresh id, `filename`, the size
+/// when known, media type `image/jpeg`.
+///
+/// ```
+/// let row = attachments_testkit::upload_row("a/b.jpg", Some(3));
+/// assert_eq!((row.filename.as_str(), row.size), ("a/b.jpg", Some(3)));
+/// ```
+pub fn upload_row(filename: &str, size: Option<u64>) -> Attachment {
+    let mut row = Attachment::new(
+        AttachmentId::generate(),
+        filename,
+        AttachmentState::QueuedUpload,
+        0,
+    );
+    row.size = size;
+    row.media_type = Some("image/jpeg".into());
+    row
 }

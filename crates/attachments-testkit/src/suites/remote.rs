@@ -1,21 +1,7 @@
-use attachments_core::{
-    Attachment, AttachmentId, AttachmentState, ErrorKind, RemoteStorage, collect_bytes,
-};
+use attachments_core::{ErrorKind, RemoteStorage, collect_bytes};
 
 use super::{HOSTILE_PATHS, unique_prefix};
-use crate::data::{patterned_bytes, patterned_stream};
-
-fn attachment(filename: &str, size: u64) -> Attachment {
-    let mut row = Attachment::new(
-        AttachmentId::generate(),
-        filename,
-        AttachmentState::QueuedUpload,
-        0,
-    );
-    row.size = Some(size);
-    row.media_type = Some("application/octet-stream".into());
-    row
-}
+use crate::data::{patterned_bytes, patterned_stream, upload_row};
 
 /// Check a [`RemoteStorage`] against its contract. Writes only below a fresh prefix and
 /// removes what it wrote.
@@ -32,7 +18,7 @@ pub async fn remote_storage_suite(remote: &dyn RemoteStorage) {
 
     // round trips of 0 bytes, 1 byte and 20 MiB in uneven chunks
     for (seed, len) in [(21u64, 0u64), (22, 1), (23, 20 << 20)] {
-        let row = attachment(&name(&format!("size-{len}.bin")), len);
+        let row = upload_row(&name(&format!("size-{len}.bin")), Some(len));
         remote
             .upload(&row, patterned_stream(seed, len))
             .await
@@ -48,7 +34,7 @@ pub async fn remote_storage_suite(remote: &dyn RemoteStorage) {
     }
 
     // upload overwrites (a retry after a crash succeeds)
-    let row = attachment(&name("overwrite.bin"), 4000);
+    let row = upload_row(&name("overwrite.bin"), Some(4000));
     remote
         .upload(&row, patterned_stream(24, 4000))
         .await
@@ -66,7 +52,7 @@ pub async fn remote_storage_suite(remote: &dyn RemoteStorage) {
     written.push(row);
 
     // unicode and nested names
-    let row = attachment(&name("nested/dir/été 📷 photo.jpg"), 100);
+    let row = upload_row(&name("nested/dir/été 📷 photo.jpg"), Some(100));
     remote
         .upload(&row, patterned_stream(26, 100))
         .await
@@ -82,7 +68,7 @@ pub async fn remote_storage_suite(remote: &dyn RemoteStorage) {
     written.push(row);
 
     // missing objects
-    let missing = attachment(&name("missing.bin"), 0);
+    let missing = upload_row(&name("missing.bin"), Some(0));
     let err = remote
         .download(&missing)
         .await
@@ -113,7 +99,7 @@ pub async fn remote_storage_suite(remote: &dyn RemoteStorage) {
     // hostile names are refused
     let too_long = "x".repeat(10_000);
     for hostile in HOSTILE_PATHS.iter().copied().chain([too_long.as_str()]) {
-        let row = attachment(hostile, 10);
+        let row = upload_row(hostile, Some(10));
         let err = remote
             .upload(&row, patterned_stream(27, 10))
             .await
