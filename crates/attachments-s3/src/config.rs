@@ -21,7 +21,8 @@ pub enum ChecksumMode {
 
 /// How uploads are split.
 ///
-/// Memory per upload stays below `part_size × (part_concurrency + 1)`, whatever the file size.
+/// An upload holds at most `part_size × (part_concurrency + 1)` bytes of file data, whatever
+/// the file size.
 ///
 /// ```
 /// let multipart = attachments_s3::MultipartSettings::default();
