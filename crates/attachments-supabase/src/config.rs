@@ -71,7 +71,7 @@ pub struct SupabaseConfig {
     pub key_prefix: String,
     /// Uploads of at least this many bytes use TUS resumable uploads (default 6 MiB).
     pub resumable_threshold: u64,
-    /// Bytes per TUS `PATCH` (default 6 MiB): the memory an upload holds at most.
+    /// Bytes per TUS `PATCH` (default 6 MiB): the file data an upload holds at most.
     pub chunk_size: u64,
 }
 

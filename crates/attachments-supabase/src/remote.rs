@@ -27,8 +27,8 @@ const RESUME_ATTEMPTS: u32 = 3;
 ///
 /// - Small files (below the resumable threshold, 6 MiB) go up in one `POST /object` with
 ///   `x-upsert: true` and an exact `Content-Length`; larger ones through TUS resumable uploads
-///   in chunks, resumed from the server's offset (`HEAD`) when a chunk is interrupted. Memory
-///   stays below the threshold or the chunk size, whatever the file size.
+///   in chunks, resumed from the server's offset (`HEAD`) when a chunk is interrupted. The file
+///   data held stays below the threshold or the chunk size, whatever the file size.
 /// - Downloads stream `GET /object/authenticated/...`; deleting a missing object is Ok.
 /// - A request refused for an expired token asks the [`AccessTokenProvider`] for a fresh one
 ///   and is sent once more.
