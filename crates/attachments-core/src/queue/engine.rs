@@ -278,15 +278,14 @@ impl<S: AttachmentStore> Shared<S> {
             return Ok(0);
         }
         let applied = self.store.apply(changes.clone()).await?;
+        // by id, so reporting stays linear when one emission archives thousands of rows
+        let states_before: std::collections::HashMap<&AttachmentId, AttachmentState> =
+            before.iter().map(|row| (&row.id, row.state)).collect();
         let mut count = 0;
         for (change, applied) in changes.iter().zip(applied) {
             if applied {
                 count += 1;
-                let from = before
-                    .iter()
-                    .find(|row| &row.id == change.id())
-                    .map(|row| row.state);
-                self.emit_change(from, change);
+                self.emit_change(states_before.get(change.id()).copied(), change);
             }
         }
         Ok(count)
