@@ -27,6 +27,8 @@ pub struct ChunkedReader {
     chunk_size: usize,
     leftover: Bytes,
     ended: bool,
+    /// Buffers of chunks handed back with [`recycle`](Self::recycle), reused before allocating.
+    spare: Vec<BytesMut>,
 }
 
 impl ChunkedReader {
@@ -37,6 +39,20 @@ impl ChunkedReader {
             chunk_size: chunk_size.max(1),
             leftover: Bytes::new(),
             ended: false,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Hand back a chunk that is no longer needed, so its buffer serves a later chunk. Reusing
+    /// buffers keeps memory flat over a long upload: freshly allocated multi-MiB buffers are
+    /// not always returned to the system by the allocator. A chunk still shared elsewhere is
+    /// simply dropped.
+    pub fn recycle(&mut self, chunk: Bytes) {
+        if let Ok(mut buffer) = chunk.try_into_mut()
+            && buffer.capacity() >= self.chunk_size
+        {
+            buffer.clear();
+            self.spare.push(buffer);
         }
     }
 
@@ -47,7 +63,10 @@ impl ChunkedReader {
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         // The whole chunk up front: growing by doubling would leave parts holding up to twice
         // their size. Pages not written (a short last chunk) are never touched, so cost no RSS.
-        let mut chunk = BytesMut::with_capacity(self.chunk_size);
+        let mut chunk = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(self.chunk_size));
         loop {
             let room = self.chunk_size - chunk.len();
             let piece = self.leftover.split_to(room.min(self.leftover.len()));
@@ -88,6 +107,26 @@ mod tests {
         assert_eq!(&all[..4], &[1, 1, 1, 2]);
         assert_eq!(all.len(), 20);
         assert!(reader.is_done());
+    }
+
+    #[tokio::test]
+    async fn recycled_buffers_are_reused() {
+        let mut reader = ChunkedReader::new(byte_stream_from(vec![vec![7u8; 30]]), 10);
+        let first = reader.next_chunk().await.unwrap().unwrap();
+        let address = first.as_ptr();
+        reader.recycle(first);
+        let second = reader.next_chunk().await.unwrap().unwrap();
+        assert_eq!(
+            second.as_ptr(),
+            address,
+            "the same buffer serves the next chunk"
+        );
+        assert_eq!(&second[..], &[7u8; 10]);
+        // a chunk still shared is not reused
+        let kept = second.clone();
+        reader.recycle(second);
+        let third = reader.next_chunk().await.unwrap().unwrap();
+        assert_ne!(third.as_ptr(), kept.as_ptr());
     }
 
     #[tokio::test]

@@ -314,7 +314,11 @@ impl S3RemoteStorage {
                 }
             }
             match in_flight.next().await {
-                Some(part) => completed.push(part?),
+                Some(part) => {
+                    let (part, bytes) = part?;
+                    reader.recycle(bytes);
+                    completed.push(part);
+                }
                 None => break,
             }
         }
@@ -341,7 +345,7 @@ impl S3RemoteStorage {
         upload_id: &str,
         number: i32,
         bytes: Bytes,
-    ) -> Result<CompletedPart> {
+    ) -> Result<(CompletedPart, Bytes)> {
         let output = self
             .client
             .upload_part()
@@ -349,15 +353,17 @@ impl S3RemoteStorage {
             .key(key)
             .upload_id(upload_id)
             .part_number(number)
-            .body(SdkByteStream::from(bytes))
+            .body(SdkByteStream::from(bytes.clone()))
             .send()
             .await
             .map_err(|e| classify(e, format!("uploading part {number} of {key}")))?;
-        Ok(CompletedPart::builder()
+        let part = CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag().map(str::to_owned))
             .set_checksum_crc32(output.checksum_crc32().map(str::to_owned))
-            .build())
+            .build();
+        // the request (and its clone of the part) is gone: the buffer can serve the next part
+        Ok((part, bytes))
     }
 }
 
