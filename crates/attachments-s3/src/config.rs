@@ -33,7 +33,8 @@ pub struct MultipartSettings {
     /// Files of at least this many bytes (or of unknown size, once this much has been read)
     /// are uploaded in parts; smaller ones with one streamed `PutObject` (default 16 MiB).
     pub threshold: u64,
-    /// Bytes per part, at least 5 MiB (default 8 MiB).
+    /// Bytes per part, at least 5 MiB (default 5 MiB; raised for a file that would need more
+    /// than S3's 10,000 parts).
     pub part_size: u64,
     /// Parts uploaded at once (default 4).
     pub part_concurrency: usize,
@@ -43,7 +44,7 @@ impl Default for MultipartSettings {
     fn default() -> Self {
         MultipartSettings {
             threshold: 16 * 1024 * 1024,
-            part_size: 8 * 1024 * 1024,
+            part_size: 5 * 1024 * 1024,
             part_concurrency: 4,
         }
     }

@@ -314,11 +314,7 @@ impl S3RemoteStorage {
                 }
             }
             match in_flight.next().await {
-                Some(part) => {
-                    let (part, bytes) = part?;
-                    reader.recycle(bytes);
-                    completed.push(part);
-                }
+                Some(part) => completed.push(part?),
                 None => break,
             }
         }
@@ -345,7 +341,7 @@ impl S3RemoteStorage {
         upload_id: &str,
         number: i32,
         bytes: Bytes,
-    ) -> Result<(CompletedPart, Bytes)> {
+    ) -> Result<CompletedPart> {
         let output = self
             .client
             .upload_part()
@@ -353,17 +349,15 @@ impl S3RemoteStorage {
             .key(key)
             .upload_id(upload_id)
             .part_number(number)
-            .body(SdkByteStream::from(bytes.clone()))
+            .body(SdkByteStream::from(bytes))
             .send()
             .await
             .map_err(|e| classify(e, format!("uploading part {number} of {key}")))?;
-        let part = CompletedPart::builder()
+        Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag().map(str::to_owned))
             .set_checksum_crc32(output.checksum_crc32().map(str::to_owned))
-            .build();
-        // the request (and its clone of the part) is gone: the buffer can serve the next part
-        Ok((part, bytes))
+            .build())
     }
 }
 
@@ -378,8 +372,10 @@ impl RemoteStorage for S3RemoteStorage {
             _ => {
                 // Unknown or large size: read the first part; a stream that ends within it is
                 // small after all and goes up in one request.
-                let part_size = usize::try_from(self.multipart.part_size).unwrap_or(usize::MAX);
-                let mut reader = ChunkedReader::new(data, part_size);
+                let part_size = part_size_for(self.multipart.part_size, attachment.size);
+                // one buffer per part in flight and one being read: the memory bound
+                let buffers = self.multipart.part_concurrency + 1;
+                let mut reader = ChunkedReader::with_max_buffers(data, part_size, buffers);
                 let first = reader.next_chunk().await?.unwrap_or_default();
                 if reader.is_done() {
                     self.put_buffered(&key, attachment, first).await
@@ -437,6 +433,15 @@ impl RemoteStorage for S3RemoteStorage {
             }
         }
     }
+}
+
+/// S3 allows at most 10,000 parts: a file too large for the configured part size gets larger
+/// parts (rounded up to a MiB).
+fn part_size_for(configured: u64, size: Option<u64>) -> usize {
+    const MAX_PARTS: u64 = 10_000;
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.map_or(0, |size| size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB);
+    usize::try_from(configured.max(needed)).unwrap_or(usize::MAX)
 }
 
 fn validate_multipart(multipart: &MultipartSettings) -> Result<()> {
@@ -500,5 +505,19 @@ impl Drop for AbortOnDrop {
             self.upload_id.clone(),
         );
         runtime.spawn(async move { abort_upload(&client, &bucket, &key, &upload_id).await });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_respect_the_part_limit() {
+        let five = 5 * 1024 * 1024;
+        assert_eq!(part_size_for(five, Some(1 << 30)), 5 * 1024 * 1024);
+        assert_eq!(part_size_for(five, None), 5 * 1024 * 1024);
+        // 100 GiB needs parts of at least 10.24 MiB: 11 MiB
+        assert_eq!(part_size_for(five, Some(100 << 30)), 11 * 1024 * 1024);
     }
 }
