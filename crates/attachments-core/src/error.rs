@@ -25,6 +25,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum ErrorKind {
     /// The attachment, file or object does not exist.
     NotFound,
+    /// The thing to create exists already (a bucket, an object written without overwrite).
+    AlreadyExists,
     /// The caller passed something unusable: a hostile path, a bad id, an unknown state code.
     InvalidInput,
     /// The storage refused the operation (wrong credentials, missing rights).
@@ -54,6 +56,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::PermissionDenied => "permission denied",
             ErrorKind::Unavailable => "unavailable",

@@ -9,6 +9,8 @@
 //!   `Synced` by its upload, `QueuedDelete` by a delete, or archived *with* its failure;
 //! - states are consistent: `Synced` rows have synced;
 //! - an outcome never applies to a row that changed since its transfer started.
+//!
+//! Like the engine, the model runs at most one transfer per id at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -206,6 +208,12 @@ proptest! {
                     }
                 }
                 Step::StartTransfer(n) => {
+                    // as the engine's claim set does: one transfer per id at a time. (Without
+                    // it, a row deleted and saved again restarts at version 1, and a late
+                    // outcome of its first life could pass the compare-and-set.)
+                    if in_flight.iter().any(|started| started.id == id(n)) {
+                        continue;
+                    }
                     if let Some(row) = table.rows.get(&id(n))
                         && pending_operation(row.state).is_some()
                     {

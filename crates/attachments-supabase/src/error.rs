@@ -42,6 +42,9 @@ pub(crate) fn object_refusal(http_status: u16, body: &str, context: &str) -> Ref
             ErrorKind::PermissionDenied
         }
         ("InvalidKey" | "EntityTooLarge", _) | (_, "413") => ErrorKind::InvalidInput,
+        ("Duplicate" | "KeyAlreadyExists" | "BucketAlreadyExists", _) | (_, "409") => {
+            ErrorKind::AlreadyExists
+        }
         (_, "429") => ErrorKind::Unavailable,
         (_, s) if s.starts_with('5') => ErrorKind::Unavailable,
         _ if http_status == 429 || http_status >= 500 => ErrorKind::Unavailable,

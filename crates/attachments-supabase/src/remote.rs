@@ -115,8 +115,7 @@ impl SupabaseRemoteStorage {
             .await;
         match result {
             Ok(_) => Ok(()),
-            // the message carries the body's statusCode: 409 means the bucket exists
-            Err(error) if error.message().contains(": 409") => Ok(()),
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => Ok(()),
             Err(error) => Err(error),
         }
     }
