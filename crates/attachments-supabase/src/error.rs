@@ -169,7 +169,7 @@ mod tests {
                     "KeyAlreadyExists",
                     "The resource already exists",
                 ),
-                ErrorKind::Other,
+                ErrorKind::AlreadyExists,
                 false,
             ),
             (
@@ -180,7 +180,7 @@ mod tests {
                     "Duplicate",
                     "The resource already exists",
                 ),
-                ErrorKind::Other,
+                ErrorKind::AlreadyExists,
                 false,
             ),
             (
