@@ -29,4 +29,4 @@ pub use queue::{
 };
 pub use secret::Secret;
 pub use storage::{ByteStream, LocalStorage, RemoteStorage, byte_stream_from, collect_bytes};
-pub use store::{AttachmentStore, Decide, RowChange, StateCounts, UpdateHook};
+pub use store::{AttachmentStore, Decide, RowChange, StateCounts, UpdateHook, already_exists};

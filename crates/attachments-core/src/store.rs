@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 
-use crate::error::{BoxError, Result};
+use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::model::{Attachment, AttachmentId, AttachmentState};
 
 /// The app's own SQL, run inside the transaction that writes the attachment row. `C` is the
@@ -56,6 +56,20 @@ impl RowChange {
             RowChange::Delete { .. } => None,
         }
     }
+}
+
+/// The error [`AttachmentStore::insert_with_hook`] returns for an id that is taken.
+///
+/// ```
+/// use attachments_core::{AttachmentId, ErrorKind, already_exists};
+/// let error = already_exists(&AttachmentId::new("a").unwrap());
+/// assert_eq!(error.kind(), ErrorKind::AlreadyExists);
+/// ```
+pub fn already_exists(id: &AttachmentId) -> Error {
+    Error::new(
+        ErrorKind::AlreadyExists,
+        format!("attachment {id} already exists; delete it first or save under a new id"),
+    )
 }
 
 /// How many attachments are in each state.
@@ -156,6 +170,26 @@ pub trait AttachmentStore: Send + Sync + 'static {
         decide: Decide,
         hook: Option<UpdateHook<Self::Connection>>,
     ) -> Result<RowChange>;
+
+    /// Insert `row` as a new row (version 1), then run `hook`, in one write transaction: what
+    /// `save_file` does. The default runs [`AttachmentStore::apply_with_hook`]; a store may do
+    /// it in fewer round trips (SQLite, with no hook: one statement).
+    ///
+    /// # Errors
+    /// `AlreadyExists` when a row with that id exists; a `Hook` error when the hook fails. On
+    /// any error the table is unchanged.
+    async fn insert_with_hook(
+        &self,
+        row: Attachment,
+        hook: Option<UpdateHook<Self::Connection>>,
+    ) -> Result<()> {
+        let id = row.id.clone();
+        let decide: Decide = Box::new(move |existing| match existing {
+            None => Ok(RowChange::Insert(row)),
+            Some(existing) => Err(already_exists(&existing.id)),
+        });
+        self.apply_with_hook(&id, decide, hook).await.map(|_| ())
+    }
 
     /// How many rows are in each state.
     async fn count_by_state(&self) -> Result<StateCounts>;

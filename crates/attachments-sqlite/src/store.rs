@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use attachments_core::{
     Attachment, AttachmentId, AttachmentState, AttachmentStore, Decide, Error, ErrorKind, Result,
-    RowChange, StateCounts, UpdateHook,
+    RowChange, StateCounts, UpdateHook, already_exists,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
@@ -20,8 +20,8 @@ use crate::error::db_error;
 /// The default table name, the one the PowerSync SDKs use.
 pub const DEFAULT_TABLE_NAME: &str = "attachments_queue";
 
-/// Rows per multi-row insert: 14 parameters each stays far below SQLite's 32,766.
-const INSERT_BATCH: usize = 500;
+/// Rows per multi-row insert or update: 15 parameters each stays far below SQLite's 32,766.
+const WRITE_BATCH: usize = 500;
 
 /// Every column but `id` and `version`, in the order `bind_fields` binds them.
 const FIELDS: &str = "filename, local_uri, timestamp, size, media_type, state, has_synced, \
@@ -53,6 +53,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
     table: Arc<str>,
     sql: Arc<Statements>,
+    /// The store's own write connection, taken out of the pool once. Every write of the store
+    /// goes through it, one at a time: writers of this process (a save, a transfer outcome)
+    /// queue here instead of meeting in SQLite's busy handler, which sleeps for milliseconds
+    /// before trying again, and no write pays for a pool checkout.
+    writer: Arc<tokio::sync::Mutex<SqliteConnection>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -119,10 +124,17 @@ impl SqliteStore {
     /// `InvalidInput` for a bad table name; `Database` when the migrations fail.
     pub async fn with_table(pool: SqlitePool, table: &str) -> Result<Self> {
         validate_table_name(table)?;
+        // Detached: the pool may open a replacement, so the app keeps its full pool.
+        let writer = pool
+            .acquire()
+            .await
+            .map_err(|e| db_error(e, "opening the attachment store's write connection"))?
+            .detach();
         let store = SqliteStore {
             pool,
             table: Arc::from(table),
             sql: Arc::new(Statements::new(table)),
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
         };
         store.migrate().await?;
         Ok(store)
@@ -220,6 +232,63 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Apply `batch` (only `RowChange::Update`s, each a compare-and-set on its version) in one
+    /// `UPDATE .. FROM (VALUES ..)` statement; report which applied.
+    async fn update_batch(
+        &self,
+        connection: &mut SqliteConnection,
+        batch: &[RowChange],
+    ) -> Result<Vec<bool>> {
+        let updates: Vec<(&Attachment, i64)> = batch
+            .iter()
+            .filter_map(|change| match change {
+                RowChange::Update {
+                    row,
+                    expected_version,
+                } => Some((row, *expected_version)),
+                _ => None,
+            })
+            .collect();
+        let distinct: std::collections::HashSet<&str> =
+            updates.iter().map(|(row, _)| row.id.as_str()).collect();
+        if distinct.len() != updates.len() {
+            // the same id twice: the second must see the first's version, so one by one
+            let mut applied = Vec::with_capacity(batch.len());
+            for change in batch {
+                applied.push(Self::apply_one(connection, &self.sql, change).await?);
+            }
+            return Ok(applied);
+        }
+        // VALUES columns are named column1.. in order: id, the fields, the expected version
+        let values =
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; updates.len()].join(", ");
+        let targets: Vec<String> = (2..=14).map(|n| format!("column{n}")).collect();
+        let statement = format!(
+            r#"UPDATE "{table}" SET ({FIELDS}) = ({targets}), version = "{table}".version + 1
+               FROM (VALUES {values}) AS new
+               WHERE "{table}".id = new.column1 AND "{table}".version = new.column15
+               RETURNING "{table}".id"#,
+            table = self.table,
+            targets = targets.join(", "),
+        );
+        let mut query = sqlx::query(sql(&statement));
+        for (row, expected_version) in &updates {
+            query = bind_fields(query.bind(row.id.as_str()), row)?.bind(*expected_version);
+        }
+        let updated: std::collections::HashSet<String> = query
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(|e| db_error(e, "updating attachments"))?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| db_error(e, "updating attachments"))?;
+        Ok(updates
+            .iter()
+            .map(|(row, _)| updated.contains(row.id.as_str()))
+            .collect())
+    }
+
     /// Insert `batch` (only `RowChange::Insert`s) in one statement; report which were new.
     async fn insert_batch(
         &self,
@@ -266,15 +335,15 @@ impl SqliteStore {
             .map(|row| inserted.contains(row.id.as_str()))
             .collect())
     }
+}
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
-        // writes later can fail with SQLITE_BUSY without waiting when another writer is active.
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| db_error(e, "starting a write transaction"))
-    }
+/// Start a write transaction on the store's write connection.
+async fn begin_write(writer: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+    // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
+    // writes later can fail with SQLITE_BUSY without waiting when another writer is active.
+    sqlx::Connection::begin_with(writer, "BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| db_error(e, "starting a write transaction"))
 }
 
 #[async_trait]
@@ -320,29 +389,43 @@ impl AttachmentStore for SqliteStore {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer.lock().await;
+        if let [change] = &changes[..] {
+            // One statement is atomic on its own: no BEGIN and COMMIT round trips (the
+            // outcome of every transfer comes this way).
+            return Ok(vec![Self::apply_one(&mut writer, &self.sql, change).await?]);
+        }
+        let mut tx = begin_write(&mut writer).await?;
         let mut applied = Vec::with_capacity(changes.len());
         let mut rest = &changes[..];
         while !rest.is_empty() {
-            // A run of inserts (a watched emission of many new ids) goes in multi-row
-            // statements: one round trip to SQLite per batch instead of per row.
+            // A run of inserts (a watched emission of many new ids) or of updates (the outcomes
+            // of a pass's transfers) goes in multi-row statements: one round trip to SQLite
+            // per batch instead of per row.
             let inserts = rest
                 .iter()
-                .take(INSERT_BATCH)
+                .take(WRITE_BATCH)
                 .take_while(|change| matches!(change, RowChange::Insert(_)))
+                .count();
+            let updates = rest
+                .iter()
+                .take(WRITE_BATCH)
+                .take_while(|change| matches!(change, RowChange::Update { .. }))
                 .count();
             if inserts > 1 {
                 let (batch, tail) = rest.split_at(inserts);
                 applied.extend(self.insert_batch(&mut tx, batch).await?);
+                rest = tail;
+            } else if updates > 1 {
+                let (batch, tail) = rest.split_at(updates);
+                applied.extend(self.update_batch(&mut tx, batch).await?);
                 rest = tail;
             } else {
                 applied.push(Self::apply_one(&mut tx, &self.sql, &rest[0]).await?);
                 rest = &rest[1..];
             }
         }
-        tx.commit()
-            .await
-            .map_err(|e| db_error(e, "committing attachment changes"))?;
+        commit(tx, "committing attachment changes").await?;
         Ok(applied)
     }
 
@@ -352,7 +435,8 @@ impl AttachmentStore for SqliteStore {
         decide: Decide,
         hook: Option<UpdateHook<SqliteConnection>>,
     ) -> Result<RowChange> {
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.writer.lock().await;
+        let mut tx = begin_write(&mut writer).await?;
         let current = sqlx::query(sql(&self.sql.get))
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -374,15 +458,33 @@ impl AttachmentStore for SqliteStore {
             ));
         }
         if let Some(hook) = hook {
-            hook(&mut tx).await.map_err(|source| {
-                Error::new(ErrorKind::Hook, format!("update hook for attachment {id}"))
-                    .with_source(source)
-            })?;
+            run_hook(&mut tx, id, hook).await?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| db_error(e, format!("committing attachment {id}")))?;
+        commit(tx, &format!("committing attachment {id}")).await?;
         Ok(change)
+    }
+
+    async fn insert_with_hook(
+        &self,
+        row: Attachment,
+        hook: Option<UpdateHook<SqliteConnection>>,
+    ) -> Result<()> {
+        let change = RowChange::Insert(row);
+        let mut writer = self.writer.lock().await;
+        let Some(hook) = hook else {
+            // one INSERT .. ON CONFLICT DO NOTHING: a single round trip, atomic on its own
+            return match Self::apply_one(&mut writer, &self.sql, &change).await? {
+                true => Ok(()),
+                false => Err(already_exists(change.id())),
+            };
+        };
+        let id = change.id().clone();
+        let mut tx = begin_write(&mut writer).await?;
+        if !Self::apply_one(&mut tx, &self.sql, &change).await? {
+            return Err(already_exists(&id));
+        }
+        run_hook(&mut tx, &id, hook).await?;
+        commit(tx, &format!("committing attachment {id}")).await
     }
 
     async fn count_by_state(&self) -> Result<StateCounts> {
@@ -408,12 +510,29 @@ impl AttachmentStore for SqliteStore {
     }
 
     async fn clear(&self) -> Result<u64> {
+        let mut writer = self.writer.lock().await;
         let done = sqlx::query(sql(&self.sql.clear))
-            .execute(&self.pool)
+            .execute(&mut *writer)
             .await
             .map_err(|e| db_error(e, "clearing attachments"))?;
         Ok(done.rows_affected())
     }
+}
+
+async fn commit(tx: sqlx::Transaction<'_, sqlx::Sqlite>, what: &str) -> Result<()> {
+    tx.commit().await.map_err(|e| db_error(e, what))
+}
+
+/// Run the app's update hook inside `tx`; its failure is a `Hook` error (and the caller's
+/// early return rolls `tx` back).
+async fn run_hook(
+    tx: &mut SqliteConnection,
+    id: &AttachmentId,
+    hook: UpdateHook<SqliteConnection>,
+) -> Result<()> {
+    hook(tx).await.map_err(|source| {
+        Error::new(ErrorKind::Hook, format!("update hook for attachment {id}")).with_source(source)
+    })
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;

@@ -460,6 +460,51 @@ async fn eviction_keeps_the_newest_by_timestamp() {
 }
 
 #[tokio::test]
+async fn saving_an_id_that_exists_is_refused_and_keeps_the_first_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
+    device.add_todo(1, None).await;
+    let queue = device.builder().await.build();
+    let id = AttachmentId::new("chosen-by-the-app").unwrap();
+    let first = queue
+        .save_file(photo(1, 1000).id(id.clone()))
+        .await
+        .unwrap();
+
+    let again = queue
+        .save_file(photo(2, 2000).id(id.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::AlreadyExists, "{again}");
+    let with_hook = queue
+        .save_file_with_hook(photo(3, 3000).id(id.clone()), |connection, attachment| {
+            Box::pin(async move {
+                sqlx::query("UPDATE todos SET photo_id = ? WHERE id = 1")
+                    .bind(attachment.id.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(with_hook.kind(), ErrorKind::AlreadyExists, "{with_hook}");
+
+    assert_eq!(
+        queue.get(&id).await.unwrap().unwrap(),
+        first,
+        "the row is untouched"
+    );
+    let file = std::fs::read(device.local_dir().join(&first.filename)).unwrap();
+    assert_eq!(
+        file,
+        patterned_bytes(1, 1000),
+        "the first file is untouched"
+    );
+    assert_eq!(device.photo_of(1).await, None, "the hook never ran");
+}
+
+#[tokio::test]
 async fn a_failing_update_hook_leaves_neither_row_nor_file() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;

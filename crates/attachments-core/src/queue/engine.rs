@@ -133,7 +133,7 @@ impl<S: AttachmentStore> Shared<S> {
                 if cancel.is_cancelled() {
                     break;
                 }
-                next_due = self.next_due_instant().await;
+                next_due = self.next_due_instant();
             }
             info!("sync stopped");
         }
@@ -178,12 +178,14 @@ impl<S: AttachmentStore> Shared<S> {
         self.reconcile_pending.store(true, Ordering::SeqCst);
     }
 
-    /// When the earliest backed-off row becomes due, so the worker wakes for it.
-    async fn next_due_instant(&self) -> Option<Instant> {
-        let rows = self.store.list(Some(&AttachmentState::QUEUED)).await.ok()?;
-        let now = now_ms();
-        let earliest = rows.iter().filter_map(|row| row.next_attempt_at).min()?;
-        let wait = u64::try_from(earliest.saturating_sub(now)).unwrap_or(0);
+    /// When the earliest backed-off row becomes due, so the worker wakes for it. Rows queued
+    /// after the last pass listed the table come with a trigger of their own.
+    fn next_due_instant(&self) -> Option<Instant> {
+        let earliest = self.next_due_ms.load(Ordering::SeqCst);
+        if earliest == i64::MAX {
+            return None;
+        }
+        let wait = u64::try_from(earliest.saturating_sub(now_ms())).unwrap_or(0);
         Some(Instant::now() + Duration::from_millis(wait))
     }
 
@@ -299,6 +301,15 @@ impl<S: AttachmentStore> Shared<S> {
         let rows = self.store.list(Some(&AttachmentState::QUEUED)).await?;
         let now = now_ms();
         let downloads = self.download_attachments.load(Ordering::SeqCst);
+        let waiting_rows = rows
+            .iter()
+            .filter(|row| downloads || row.state != AttachmentState::QueuedDownload);
+        let next_due = waiting_rows
+            .filter_map(|row| row.next_attempt_at)
+            .filter(|at| *at > now)
+            .min()
+            .unwrap_or(i64::MAX);
+        self.next_due_ms.store(next_due, Ordering::SeqCst);
         let due: Vec<(Attachment, SetEntry<'_, AttachmentId>)> = rows
             .into_iter()
             .filter(|row| row.next_attempt_at.is_none_or(|at| at <= now))
@@ -405,6 +416,11 @@ impl<S: AttachmentStore> Shared<S> {
                 return Ok(TransferReport::Discarded);
             }
             self.emit_change(Some(row.state), &change);
+            if let RowChange::Update { row: retried, .. } = &change
+                && let Some(due) = retried.next_attempt_at
+            {
+                self.next_due_ms.fetch_min(due, Ordering::SeqCst);
+            }
             if operation == Operation::Delete {
                 // a download cut short by the delete may have left its file at `filename`
                 let path = row.local_uri.as_deref().unwrap_or(&row.filename);
@@ -563,18 +579,19 @@ impl<S: AttachmentStore> Shared<S> {
         let given_id = file.id.is_some();
         let id = file.id.unwrap_or_else(AttachmentId::generate);
         let filename = default_filename(&id, file.file_extension.as_deref())?;
-        // An id the app chose may exist: refuse it before writing anything. A generated UUID
-        // cannot, and the transaction checks again anyway, so it skips this round trip.
-        if given_id && self.store.get(&id).await?.is_some() {
-            return Err(Error::invalid_input(format!(
-                "attachment {id} already exists; delete it first or save under a new id"
-            )));
-        }
+        // Claimed before the check below: a second save of the same id cannot pass the check
+        // while this one is between it and its commit.
         let Some(_saving) = SetEntry::claim(&self.saving, filename.clone()) else {
-            return Err(Error::invalid_input(format!(
-                "a save of {filename:?} is already in progress"
-            )));
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("a save of {filename:?} is already in progress"),
+            ));
         };
+        // An id the app chose may exist: refuse it before its file is overwritten. A generated
+        // UUID cannot, and the insert checks again anyway, so it skips this round trip.
+        if given_id && self.store.get(&id).await?.is_some() {
+            return Err(crate::store::already_exists(&id));
+        }
         let meter = Meter::new();
         let size = self.local.write(&filename, meter.wrap(file.data)).await?;
         let row = saved_file_row(
@@ -588,23 +605,12 @@ impl<S: AttachmentStore> Shared<S> {
             },
             now_ms(),
         );
-        let inserted = row.clone();
-        let decide = Box::new(move |existing: Option<Attachment>| match existing {
-            None => Ok(RowChange::Insert(inserted)),
-            Some(_) => Err(Error::invalid_input(format!(
-                "attachment {} already exists; delete it first or save under a new id",
-                inserted.id
-            ))),
-        });
         let hook = hook.map(|bind| bind(row.clone()));
-        match self.store.apply_with_hook(&id, decide, hook).await {
-            Ok(change) => {
+        match self.store.insert_with_hook(row.clone(), hook).await {
+            Ok(()) => {
                 let mut saved = row;
-                if let RowChange::Insert(stored) = &change {
-                    saved = stored.clone();
-                }
-                saved.version = saved.version.max(1);
-                self.emit_change(None, &change);
+                saved.version = 1;
+                self.emit_change(None, &RowChange::Insert(saved.clone()));
                 info!(%id, size, "attachment saved");
                 self.trigger.notify_one();
                 Ok(saved)

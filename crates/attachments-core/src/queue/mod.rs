@@ -6,7 +6,7 @@ mod events;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -240,6 +240,7 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
                 trigger: Notify::new(),
                 verified: AtomicBool::new(false),
                 cache_may_overflow: AtomicBool::new(true),
+                next_due_ms: AtomicI64::new(i64::MAX),
             }),
         }
     }
@@ -285,6 +286,9 @@ struct Shared<S: AttachmentStore> {
     cache_may_overflow: AtomicBool,
     /// Start-up verification runs once per queue, before its first pass.
     verified: AtomicBool,
+    /// When the earliest backed-off row the last pass saw (or made) becomes due, in ms since
+    /// the epoch (`i64::MAX`: none), so the worker wakes for it without listing the table.
+    next_due_ms: AtomicI64,
 }
 
 /// Keeps attachments in sync between a local storage and a remote one, with their state in an
@@ -457,8 +461,9 @@ impl<S: AttachmentStore> AttachmentQueue<S> {
     /// Save a file: stream it to local storage, then record it as `QueuedUpload`.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad extension or an id that already exists; the stream's or the
-    /// storage's error. On error nothing is recorded and no file is left behind.
+    /// `InvalidInput` for a bad extension; `AlreadyExists` for an id that is taken (its row and
+    /// file stay as they were); the stream's or the storage's error. On error nothing is
+    /// recorded and no file is left behind.
     pub async fn save_file(&self, file: SaveFile) -> Result<Attachment> {
         self.shared.save_file(file, None).await
     }

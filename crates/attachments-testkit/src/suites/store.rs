@@ -229,6 +229,67 @@ pub async fn store_suite<S: AttachmentStore>(store: &S) {
             .all(|gone| gone)
     );
 
+    // a batch of updates reports each: stale versions are refused, and a repeated id sees the
+    // version its first update wrote
+    let id = |n: usize| AttachmentId::new(format!("upd-{n}")).unwrap();
+    let inserts: Vec<RowChange> = (0..700)
+        .map(|n| RowChange::Insert(row(id(n).as_str(), QueuedUpload, 60)))
+        .collect();
+    store.apply(inserts).await.unwrap();
+    let updates: Vec<RowChange> = (0..700)
+        .map(|n| RowChange::Update {
+            expected_version: if n % 7 == 0 { 9 } else { 1 },
+            row: row(id(n).as_str(), Synced, 61),
+        })
+        .collect();
+    assert_eq!(
+        store.apply(updates).await.unwrap(),
+        (0..700).map(|n| n % 7 != 0).collect::<Vec<_>>()
+    );
+    let updated = store.get(&id(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (updated.state, updated.version, updated.timestamp),
+        (Synced, 2, 61)
+    );
+    let refused = store.get(&id(7)).await.unwrap().unwrap();
+    assert_eq!((refused.state, refused.version), (QueuedUpload, 1));
+    let repeated = vec![
+        RowChange::Update {
+            expected_version: 2,
+            row: row(id(1).as_str(), Archived, 62),
+        },
+        RowChange::Update {
+            expected_version: 3,
+            row: row(id(1).as_str(), QueuedDownload, 63),
+        },
+        RowChange::Update {
+            expected_version: 2,
+            row: row(id(2).as_str(), Archived, 62),
+        },
+    ];
+    assert_eq!(store.apply(repeated).await.unwrap(), vec![true; 3]);
+    let twice = store.get(&id(1)).await.unwrap().unwrap();
+    assert_eq!((twice.state, twice.version), (QueuedDownload, 4));
+    let cleanup: Vec<RowChange> = (0..700)
+        .map(|n| RowChange::Delete {
+            id: id(n),
+            expected_version: match n {
+                _ if n % 7 == 0 => 1,
+                1 => 4,
+                2 => 3,
+                _ => 2,
+            },
+        })
+        .collect();
+    assert!(
+        store
+            .apply(cleanup)
+            .await
+            .unwrap()
+            .into_iter()
+            .all(|gone| gone)
+    );
+
     // apply_with_hook: decide sees the current row; its error rolls back
     let id_a = AttachmentId::new("a").unwrap();
     let change = store
