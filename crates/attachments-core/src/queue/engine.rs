@@ -18,7 +18,7 @@ use super::{AttachmentEvent, BoundHook, PassSummary, SaveFile, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::meter::Meter;
 use crate::model::{Attachment, AttachmentId, AttachmentState, default_filename};
-use crate::policy::{ErrorAction, Operation, random_unit};
+use crate::policy::{Operation, random_unit};
 use crate::state_machine::{
     ReconcileContext, SavedFile, TransferOutcome, apply_outcome, pending_operation,
     reconcile_watched, request_delete, retry_failed, saved_file_row, select_evictions,
@@ -319,52 +319,90 @@ impl<S: AttachmentStore> Shared<S> {
                 Some((row, claim))
             })
             .collect();
-        // At most `max_concurrency` transfers at once; each outcome is applied as soon as its
-        // transfer ends, not at the end of the pass.
+        // At most `max_concurrency` transfers at once. Outcomes are written in groups: while
+        // one group is being written, the transfers that end meanwhile wait for the next write,
+        // so a busy pass writes many outcomes per round trip and an idle one writes each at
+        // once. A transfer's claim is held until its outcome is written.
         let mut waiting = due.into_iter();
         let mut running = FuturesUnordered::new();
+        let mut finished: Vec<(Finished, SetEntry<'_, AttachmentId>)> = Vec::new();
+        let mut writing = None;
         loop {
             while running.len() < self.config.max_concurrency {
                 let Some((row, claim)) = waiting.next() else {
                     break;
                 };
-                running.push(self.transfer_claimed(row, claim, cancel));
+                running.push(async move { (self.transfer(row, cancel).await, claim) });
             }
-            let Some(report) = running.next().await else {
-                break;
-            };
-            match report? {
-                TransferReport::Completed(Operation::Upload) => summary.uploaded += 1,
-                TransferReport::Completed(Operation::Download) => summary.downloaded += 1,
-                TransferReport::Completed(Operation::Delete) => summary.deleted += 1,
-                TransferReport::Retrying => summary.retrying += 1,
-                TransferReport::Archived => summary.archived += 1,
-                TransferReport::Discarded => summary.discarded += 1,
-                TransferReport::Cancelled => summary.cancelled = true,
+            if writing.is_none() && !finished.is_empty() {
+                writing = Some(Box::pin(
+                    self.record_outcomes(std::mem::take(&mut finished)),
+                ));
+            }
+            if running.is_empty() && writing.is_none() {
+                return Ok(());
+            }
+            tokio::select! {
+                Some((ended, claim)) = running.next(), if !running.is_empty() => match ended {
+                    Some(done) => finished.push((done, claim)),
+                    None => summary.cancelled = true,
+                },
+                reports = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
+                    writing = None;
+                    for report in reports? {
+                        summary.count(report);
+                    }
+                }
             }
         }
-        Ok(())
+    }
+
+    /// Write the outcomes of finished transfers in one store call, then report each: events,
+    /// the local file of a completed delete, a new pass for outcomes the row outran.
+    async fn record_outcomes(
+        &self,
+        batch: Vec<(Finished, SetEntry<'_, AttachmentId>)>,
+    ) -> Result<Vec<TransferReport>> {
+        let changes = batch.iter().map(|(done, _)| done.change.clone()).collect();
+        let applied = self.store.apply(changes).await?;
+        let mut reports = Vec::with_capacity(batch.len());
+        for ((done, claim), applied) in batch.into_iter().zip(applied) {
+            let Finished {
+                row,
+                operation,
+                change,
+                report,
+            } = done;
+            if !applied {
+                // The row changed during the transfer (a delete, a re-save): its new state
+                // wins, and a new pass acts on it.
+                info!(id = %row.id, %operation, "outcome discarded: the attachment changed during the transfer");
+                self.trigger.notify_one();
+                reports.push(TransferReport::Discarded);
+                continue;
+            }
+            self.emit_change(Some(row.state), &change);
+            if let RowChange::Update { row: retried, .. } = &change
+                && let Some(due) = retried.next_attempt_at
+            {
+                self.next_due_ms.fetch_min(due, Ordering::SeqCst);
+            }
+            if operation == Operation::Delete {
+                // a download cut short by the delete may have left its file at `filename`
+                let path = row.local_uri.as_deref().unwrap_or(&row.filename);
+                self.remove_local_file(Some(path)).await;
+            }
+            drop(claim);
+            reports.push(report);
+        }
+        Ok(reports)
     }
 
     // ---- one transfer -----------------------------------------------------------------------
 
-    /// Run a transfer while holding its claim on the id.
-    async fn transfer_claimed(
-        &self,
-        row: Attachment,
-        claim: SetEntry<'_, AttachmentId>,
-        cancel: &CancellationToken,
-    ) -> Result<TransferReport> {
-        let report = self.transfer(row, cancel).await;
-        drop(claim);
-        report
-    }
-
-    async fn transfer(
-        &self,
-        row: Attachment,
-        cancel: &CancellationToken,
-    ) -> Result<TransferReport> {
+    /// Run one transfer and compute the change its outcome makes; `None` when cancelled (the
+    /// row stays as it was).
+    async fn transfer(&self, row: Attachment, cancel: &CancellationToken) -> Option<Finished> {
         let operation = pending_operation(row.state).expect("only queued rows are transferred");
         let span = info_span!("transfer", id = %row.id, %operation);
         async move {
@@ -387,7 +425,7 @@ impl<S: AttachmentStore> Shared<S> {
             let result = tokio::select! {
                 result = self.watch_progress(work, &meter, &row.id, operation, total) => result,
                 // a cancelled transfer is not a failure: its row stays as it was
-                _ = cancel.cancelled() => return Ok(TransferReport::Cancelled),
+                _ = cancel.cancelled() => return None,
             };
             let outcome = match result {
                 Ok(outcome) => outcome,
@@ -398,38 +436,21 @@ impl<S: AttachmentStore> Shared<S> {
                     TransferOutcome::Failed { error, action }
                 }
             };
-            let report = match &outcome {
-                TransferOutcome::Failed {
-                    action: ErrorAction::Archive,
-                    ..
-                } => TransferReport::Archived,
-                TransferOutcome::Failed { .. } => TransferReport::Retrying,
-                _ => TransferReport::Completed(operation),
-            };
+            let failed = matches!(outcome, TransferOutcome::Failed { .. });
             let change = apply_outcome(&row, outcome, &self.config.retry, random_unit(), now_ms());
-            let archived = change.new_state() == Some(AttachmentState::Archived);
-            if !self.store.apply(vec![change.clone()]).await?[0] {
-                // The row changed during the transfer (a delete, a re-save): its new state wins,
-                // and a new pass acts on it.
-                info!("outcome discarded: the attachment changed during the transfer");
-                self.trigger.notify_one();
-                return Ok(TransferReport::Discarded);
-            }
-            self.emit_change(Some(row.state), &change);
-            if let RowChange::Update { row: retried, .. } = &change
-                && let Some(due) = retried.next_attempt_at
-            {
-                self.next_due_ms.fetch_min(due, Ordering::SeqCst);
-            }
-            if operation == Operation::Delete {
-                // a download cut short by the delete may have left its file at `filename`
-                let path = row.local_uri.as_deref().unwrap_or(&row.filename);
-                self.remove_local_file(Some(path)).await;
-            }
-            Ok(if archived {
+            // archived by the error handler, or by the retry policy's last attempt
+            let report = if change.new_state() == Some(AttachmentState::Archived) {
                 TransferReport::Archived
+            } else if failed {
+                TransferReport::Retrying
             } else {
-                report
+                TransferReport::Completed(operation)
+            };
+            Some(Finished {
+                row,
+                operation,
+                change,
+                report,
             })
         }
         .instrument(span)
@@ -792,11 +813,32 @@ impl<S: AttachmentStore> Shared<S> {
     }
 }
 
+/// A transfer that ran to its end, with the change its outcome makes to the row it started
+/// from.
+struct Finished {
+    row: Attachment,
+    operation: Operation,
+    change: RowChange,
+    report: TransferReport,
+}
+
 /// How one transfer ended, for the pass summary.
 enum TransferReport {
     Completed(Operation),
     Retrying,
     Archived,
     Discarded,
-    Cancelled,
+}
+
+impl PassSummary {
+    fn count(&mut self, report: TransferReport) {
+        match report {
+            TransferReport::Completed(Operation::Upload) => self.uploaded += 1,
+            TransferReport::Completed(Operation::Download) => self.downloaded += 1,
+            TransferReport::Completed(Operation::Delete) => self.deleted += 1,
+            TransferReport::Retrying => self.retrying += 1,
+            TransferReport::Archived => self.archived += 1,
+            TransferReport::Discarded => self.discarded += 1,
+        }
+    }
 }
