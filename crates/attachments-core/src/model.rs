@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -27,8 +28,9 @@ pub const MAX_EXTENSION_LEN: usize = 16;
 /// assert!(AttachmentId::new("../etc/passwd").is_err());
 /// assert_eq!(AttachmentId::generate().as_str().len(), 36);
 /// ```
+// Shared text: ids are cloned into sets and events often, and a clone costs no allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AttachmentId(String);
+pub struct AttachmentId(Arc<str>);
 
 impl AttachmentId {
     /// Validate `id`; an `InvalidInput` error says what is wrong with it.
@@ -53,12 +55,12 @@ impl AttachmentId {
                 "attachment id may only hold A-Z, a-z, 0-9, `.`, `_` and `-`, found {bad:?}"
             )));
         }
-        Ok(AttachmentId(id))
+        Ok(AttachmentId(Arc::from(id)))
     }
 
     /// A new random id (a UUID v4, hyphenated, lowercase).
     pub fn generate() -> Self {
-        AttachmentId(uuid::Uuid::new_v4().to_string())
+        AttachmentId(Arc::from(uuid::Uuid::new_v4().to_string()))
     }
 
     /// The id as text.

@@ -152,6 +152,24 @@ pub trait AttachmentStore: Send + Sync + 'static {
     /// The row with this id.
     async fn get(&self, id: &AttachmentId) -> Result<Option<Attachment>>;
 
+    /// The rows with these ids, in no particular order; ids without a row are left out, and so
+    /// (with a logged warning) are rows that cannot be read, as in `list`. The default asks
+    /// `get` for each id; a store may do it in fewer round trips.
+    async fn get_many(&self, ids: &[AttachmentId]) -> Result<Vec<Attachment>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.get(id).await {
+                Ok(Some(row)) => rows.push(row),
+                Ok(None) => {}
+                Err(error) if error.kind() == ErrorKind::InvalidInput => {
+                    tracing::warn!(%error, "unreadable attachment row left out");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(rows)
+    }
+
     /// Every row, or only those in `states`, oldest `timestamp` first.
     async fn list(&self, states: Option<&[AttachmentState]>) -> Result<Vec<Attachment>>;
 

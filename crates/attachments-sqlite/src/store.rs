@@ -359,6 +359,24 @@ impl AttachmentStore for SqliteStore {
         row.as_ref().map(row_to_attachment).transpose()
     }
 
+    async fn get_many(&self, ids: &[AttachmentId]) -> Result<Vec<Attachment>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(WRITE_BATCH) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let statement = format!("{} WHERE id IN ({placeholders})", self.sql.list_all);
+            let mut query = sqlx::query(sql(&statement));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error(e, "reading attachments"))?;
+            found.extend(readable_rows(&rows));
+        }
+        Ok(found)
+    }
+
     async fn list(&self, states: Option<&[AttachmentState]>) -> Result<Vec<Attachment>> {
         let mut query = self.sql.list_all.clone();
         if let Some(states) = states {
@@ -371,18 +389,7 @@ impl AttachmentStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error(e, "listing attachments"))?;
-        // One row written by something else (an unknown state code, an invalid id) must not
-        // stop the sync of every other attachment: it is left out here, and `get` reports it.
-        Ok(rows
-            .iter()
-            .filter_map(|row| match row_to_attachment(row) {
-                Ok(attachment) => Some(attachment),
-                Err(error) => {
-                    warn!(%error, "unreadable attachment row left out");
-                    None
-                }
-            })
-            .collect())
+        Ok(readable_rows(&rows).collect())
     }
 
     async fn apply(&self, changes: Vec<RowChange>) -> Result<Vec<bool>> {
@@ -576,6 +583,19 @@ fn size_to_sql(size: Option<u64>) -> Result<Option<i64>> {
         i64::try_from(size).map_err(|_| Error::invalid_input(format!("size {size} is too large")))
     })
     .transpose()
+}
+
+/// The rows that can be read. One row written by something else (an unknown state code, an
+/// invalid id) must not stop the sync of every other attachment: it is left out here, with a
+/// warning, and `get` reports it.
+fn readable_rows(rows: &[SqliteRow]) -> impl Iterator<Item = Attachment> + '_ {
+    rows.iter().filter_map(|row| match row_to_attachment(row) {
+        Ok(attachment) => Some(attachment),
+        Err(error) => {
+            warn!(%error, "unreadable attachment row left out");
+            None
+        }
+    })
 }
 
 /// Read one row; anything the table should never hold (an unknown state code, a negative size,

@@ -885,3 +885,55 @@ async fn a_late_emission_read_before_a_delete_does_not_bring_it_back() {
         0
     );
 }
+
+#[tokio::test]
+async fn each_emission_decides_as_if_it_read_the_whole_table() {
+    // After the first reconcile the queue reads only the rows that can differ: the ids that
+    // appeared or disappeared, and the rows it wrote since. What it decides must be what a
+    // reconcile of the whole table decides.
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
+    let queue = device.builder().await.build();
+    let a = queue.save_file(photo(1, 100)).await.unwrap().id;
+    let b = queue.save_file(photo(2, 100)).await.unwrap().id;
+    queue.sync_now().await.unwrap();
+    queue
+        .set_referenced(vec![item(&a), item(&b)])
+        .await
+        .unwrap();
+    let state = |id: AttachmentId| {
+        let queue = queue.clone();
+        async move { queue.get(&id).await.unwrap().map(|row| row.state) }
+    };
+    assert_eq!(state(a.clone()).await, Some(AttachmentState::Synced));
+    assert_eq!(state(b.clone()).await, Some(AttachmentState::Synced));
+
+    // saved and uploaded after that reconcile, never referenced: the next emission, even one
+    // naming the same ids as before, archives it
+    let c = queue.save_file(photo(3, 100)).await.unwrap().id;
+    queue.sync_now().await.unwrap();
+    assert_eq!(state(c.clone()).await, Some(AttachmentState::Synced));
+    queue
+        .set_referenced(vec![item(&a), item(&b)])
+        .await
+        .unwrap();
+    assert_eq!(state(c.clone()).await, Some(AttachmentState::Archived));
+    assert_eq!(state(a.clone()).await, Some(AttachmentState::Synced));
+
+    // an id that disappears is archived, one that comes back is revived, a new one is queued
+    let new = AttachmentId::new("from-another-device").unwrap();
+    queue.set_referenced(vec![item(&a)]).await.unwrap();
+    assert_eq!(state(b.clone()).await, Some(AttachmentState::Archived));
+    queue
+        .set_referenced(vec![item(&a), item(&b), item(&c), item(&new)])
+        .await
+        .unwrap();
+    assert_eq!(state(b).await, Some(AttachmentState::Synced));
+    assert_eq!(state(c).await, Some(AttachmentState::Synced));
+    assert_eq!(state(new).await, Some(AttachmentState::QueuedDownload));
+
+    // after clear_queue the table is empty: the same references are all new again
+    queue.clear_queue().await.unwrap();
+    queue.set_referenced(vec![item(&a)]).await.unwrap();
+    assert_eq!(state(a).await, Some(AttachmentState::QueuedDownload));
+}

@@ -20,9 +20,8 @@ use crate::meter::Meter;
 use crate::model::{Attachment, AttachmentId, AttachmentState, default_filename};
 use crate::policy::{Operation, random_unit};
 use crate::state_machine::{
-    ReconcileContext, SavedFile, TransferOutcome, apply_outcome, pending_operation,
-    reconcile_watched, request_delete, retry_failed, saved_file_row, select_evictions,
-    verify_on_start,
+    SavedFile, TransferOutcome, apply_outcome, pending_operation, request_delete, retry_failed,
+    saved_file_row, select_evictions, verify_on_start,
 };
 use crate::store::{AttachmentStore, RowChange};
 
@@ -67,7 +66,15 @@ impl<S: AttachmentStore> Shared<S> {
         let _ = self.events.send(event);
     }
 
+    /// Report a write of the queue's own (not a reconcile's): an event, and a note for the
+    /// next reconcile.
     fn emit_change(&self, from: Option<AttachmentState>, change: &RowChange) {
+        self.note_written(change.id());
+        self.report_change(from, change);
+    }
+
+    /// Report a write: the cache may overflow after an archive; an event when the state moved.
+    fn report_change(&self, from: Option<AttachmentState>, change: &RowChange) {
         let to = change.new_state();
         if to == Some(AttachmentState::Archived) {
             self.cache_may_overflow.store(true, Ordering::SeqCst);
@@ -81,7 +88,12 @@ impl<S: AttachmentStore> Shared<S> {
         }
     }
 
-    fn emit_error(&self, id: Option<AttachmentId>, operation: Option<Operation>, error: Error) {
+    pub(super) fn emit_error(
+        &self,
+        id: Option<AttachmentId>,
+        operation: Option<Operation>,
+        error: Error,
+    ) {
         self.emit(AttachmentEvent::Error {
             id,
             operation,
@@ -229,52 +241,14 @@ impl<S: AttachmentStore> Shared<S> {
         Ok(summary)
     }
 
-    /// Apply the latest watched references to the table.
-    pub(super) async fn reconcile(&self) -> Result<()> {
-        let Some(items) = self
-            .latest_items
-            .lock()
-            .expect("items lock poisoned")
-            .clone()
-        else {
-            return Ok(());
-        };
-        let rows = self.store.list(None).await?;
-        let referenced: HashSet<&AttachmentId> = items.iter().map(|item| &item.id).collect();
-        let mut local_files_present = HashSet::new();
-        for row in &rows {
-            if row.state == AttachmentState::Archived
-                && referenced.contains(&row.id)
-                && let Some(path) = &row.local_uri
-                && self.local_file_present(path).await?
-            {
-                local_files_present.insert(row.id.clone());
-            }
-        }
-        let context = ReconcileContext {
-            download_attachments: self.download_attachments.load(Ordering::SeqCst),
-            local_files_present,
-            recently_deleted: self
-                .deleted_ids
-                .lock()
-                .expect("deleted set lock poisoned")
-                .clone(),
-            now_ms: now_ms(),
-        };
-        let reconciliation = reconcile_watched(&rows, &items, &context);
-        for (id, error) in reconciliation.rejected {
-            warn!(%id, %error, "referenced attachment refused");
-            self.emit_error(Some(id), None, error);
-        }
-        self.apply_and_report(&rows, reconciliation.changes).await?;
-        Ok(())
-    }
-
     /// Apply changes computed from `before` and emit a state event for each one that applied.
-    async fn apply_and_report(
+    /// `note_writes`: whether the next reconcile must look at these rows again (not for the
+    /// reconcile's own writes).
+    pub(super) async fn apply_and_report(
         &self,
         before: &[Attachment],
         changes: Vec<RowChange>,
+        note_writes: bool,
     ) -> Result<u64> {
         if changes.is_empty() {
             return Ok(0);
@@ -287,7 +261,12 @@ impl<S: AttachmentStore> Shared<S> {
         for (change, applied) in changes.iter().zip(applied) {
             if applied {
                 count += 1;
-                self.emit_change(states_before.get(change.id()).copied(), change);
+                let from = states_before.get(change.id()).copied();
+                if note_writes {
+                    self.emit_change(from, change);
+                } else {
+                    self.report_change(from, change);
+                }
             }
         }
         Ok(count)
@@ -561,7 +540,7 @@ impl<S: AttachmentStore> Shared<S> {
     /// Whether the file a row points at exists. A `local_uri` the storage refuses (a row
     /// written by something else, pointing outside the root) counts as missing: nothing is
     /// read there, and the row is repaired like any row whose file is gone.
-    async fn local_file_present(&self, path: &str) -> Result<bool> {
+    pub(super) async fn local_file_present(&self, path: &str) -> Result<bool> {
         match self.local.exists(path).await {
             Ok(present) => Ok(present),
             Err(error) if error.kind() == ErrorKind::InvalidInput => {
@@ -744,6 +723,7 @@ impl<S: AttachmentStore> Shared<S> {
     pub(super) async fn clear_queue(&self) -> Result<u64> {
         let rows = self.store.list(None).await?;
         let removed = self.store.clear().await?;
+        self.drop_baseline();
         self.deleted_ids
             .lock()
             .expect("deleted set lock poisoned")
@@ -786,7 +766,7 @@ impl<S: AttachmentStore> Shared<S> {
                 changes.push(change);
             }
         }
-        let repaired = self.apply_and_report(&rows, changes).await?;
+        let repaired = self.apply_and_report(&rows, changes, true).await?;
 
         // Snapshot order matters: files, then saves in progress, then rows. A save that renames
         // its file after the listing is not in it; one that commits after the snapshot of saves

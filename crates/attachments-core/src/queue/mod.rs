@@ -3,6 +3,7 @@
 
 mod engine;
 mod events;
+mod reconcile;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -241,6 +242,8 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
                 verified: AtomicBool::new(false),
                 cache_may_overflow: AtomicBool::new(true),
                 next_due_ms: AtomicI64::new(i64::MAX),
+                baseline: Mutex::new(None),
+                reconciling: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -289,6 +292,11 @@ struct Shared<S: AttachmentStore> {
     /// When the earliest backed-off row the last pass saw (or made) becomes due, in ms since
     /// the epoch (`i64::MAX`: none), so the worker wakes for it without listing the table.
     next_due_ms: AtomicI64,
+    /// What the last reconcile left in place, so the next one reads only the rows that can
+    /// differ (`None`: the next one reads the whole table). See `reconcile.rs`.
+    baseline: Mutex<Option<reconcile::ReconcileBaseline>>,
+    /// Reconciles run one at a time, each from the baseline the previous one left.
+    reconciling: tokio::sync::Mutex<()>,
 }
 
 /// Keeps attachments in sync between a local storage and a remote one, with their state in an

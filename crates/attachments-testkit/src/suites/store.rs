@@ -229,6 +229,29 @@ pub async fn store_suite<S: AttachmentStore>(store: &S) {
             .all(|gone| gone)
     );
 
+    // get_many: the rows that exist, whatever the order asked
+    let wanted: Vec<AttachmentId> = ["c", "nope", "a", "c"]
+        .into_iter()
+        .map(|id| AttachmentId::new(id).unwrap())
+        .collect();
+    let mut found = ids(store.get_many(&wanted).await.unwrap());
+    found.sort();
+    assert_eq!(
+        found,
+        ["a", "c"],
+        "existing rows once each, missing ids left out"
+    );
+    let many: Vec<AttachmentId> = (0..1200)
+        .map(|n| AttachmentId::new(format!("absent-{n}")).unwrap())
+        .chain([AttachmentId::new("d").unwrap()])
+        .collect();
+    assert_eq!(
+        ids(store.get_many(&many).await.unwrap()),
+        ["d"],
+        "more ids than one query takes"
+    );
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+
     // a batch of updates reports each: stale versions are refused, and a repeated id sees the
     // version its first update wrote
     let id = |n: usize| AttachmentId::new(format!("upd-{n}")).unwrap();
