@@ -67,6 +67,18 @@ pub trait LocalStorage: Send + Sync + 'static {
     /// `InvalidInput` for a path that would leave the root; the stream's own error if it fails.
     async fn write(&self, path: &str, data: ByteStream) -> Result<u64>;
 
+    /// Store a file the remote also holds (a download), as [`LocalStorage::write`] does, but
+    /// where losing it to a power cut is allowed: it may then be missing, never partial, and
+    /// the queue's start-up check queues it for download again. A store may skip work that
+    /// only protects the only copy (the file system's storage skips the directory sync). The
+    /// default is `write`.
+    ///
+    /// # Errors
+    /// As `write`.
+    async fn write_downloaded(&self, path: &str, data: ByteStream) -> Result<u64> {
+        self.write(path, data).await
+    }
+
     /// Stream the contents at `path`.
     ///
     /// # Errors
@@ -138,6 +150,9 @@ pub trait RemoteStorage: Send + Sync + 'static {
 impl<T: LocalStorage + ?Sized> LocalStorage for std::sync::Arc<T> {
     async fn write(&self, path: &str, data: ByteStream) -> Result<u64> {
         (**self).write(path, data).await
+    }
+    async fn write_downloaded(&self, path: &str, data: ByteStream) -> Result<u64> {
+        (**self).write_downloaded(path, data).await
     }
     async fn read(&self, path: &str) -> Result<ByteStream> {
         (**self).read(path).await

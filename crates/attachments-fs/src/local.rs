@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,16 +11,16 @@ use attachments_core::{
     ByteStream, Error, ErrorKind, LocalStorage, Result, validate_relative_path,
 };
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
 use tokio_util::io::ReaderStream;
 
 /// Directory under the root where files are written before they are renamed into place. It is
 /// reserved: no stored path may start with it.
 pub const TEMP_DIR: &str = ".attachments-tmp";
 
-/// Chunk size when streaming a file out, and buffer size when writing one: every read or write
-/// of a `tokio::fs::File` is a trip to the blocking thread pool, so few large ones beat many
-/// small ones (measured with `cargo xtask bench`: see docs/BENCHMARKS.md).
+/// Chunk size when streaming a file out, and how many bytes gather before a write: every read
+/// or write is a trip to the blocking thread pool, so few large ones beat many small ones
+/// (measured with `cargo xtask bench`: see docs/BENCHMARKS.md).
 const READ_CHUNK: usize = 512 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 
@@ -45,6 +46,9 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct FsLocalStorage {
     root: PathBuf,
+    /// Temp file names: a random prefix per storage, then a counter (no random bytes per write).
+    temp_prefix: Arc<str>,
+    temp_counter: Arc<AtomicU64>,
     /// Temporary files of writes in progress in this process: `remove_temp_files` skips them.
     active_temp_files: Arc<Mutex<HashSet<PathBuf>>>,
 }
@@ -63,6 +67,8 @@ impl FsLocalStorage {
             .map_err(|e| Error::from_io(e, format!("resolving storage root {}", root.display())))?;
         Ok(FsLocalStorage {
             root,
+            temp_prefix: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+            temp_counter: Arc::default(),
             active_temp_files: Arc::default(),
         })
     }
@@ -86,30 +92,168 @@ impl FsLocalStorage {
         Ok(self.root.join(path))
     }
 
-    /// Refuse a path whose existing part resolves outside the root through a symbolic link.
-    async fn confine(&self, path: &str, full: &Path) -> Result<()> {
-        let mut existing = full.to_path_buf();
-        loop {
-            match tokio::fs::canonicalize(&existing).await {
-                Ok(resolved) if resolved.starts_with(&self.root) => return Ok(()),
-                Ok(_) => {
-                    return Err(Error::invalid_input(format!(
-                        "path {path:?} refused: it resolves outside the storage root"
-                    )));
+    /// Write through a temp file, synced and renamed into place; the directory too when asked.
+    async fn write_file(
+        &self,
+        path: &str,
+        mut data: ByteStream,
+        sync_directory: SyncDirectory,
+    ) -> Result<u64> {
+        let destination = self.resolve(path)?;
+        let temp_dir = self.temp_dir();
+        let temp_path = temp_dir.join(format!(
+            "{}-{}.part",
+            self.temp_prefix,
+            self.temp_counter.fetch_add(1, Ordering::Relaxed)
+        ));
+        self.active_temp_files
+            .lock()
+            .expect("temp set lock poisoned")
+            .insert(temp_path.clone());
+        let mut temp = TempFile {
+            path: temp_path.clone(),
+            active: Arc::clone(&self.active_temp_files),
+            keep: false,
+        };
+
+        let (root, name, target) = (self.root.clone(), path.to_owned(), destination.clone());
+        let created = temp_path.clone();
+        let mut file = blocking(move || {
+            confine(&root, &name, &target)?;
+            // the temp directory exists but for the first write: no mkdir call per write
+            let created = std::fs::File::create(&created).or_else(|e| {
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(e);
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if !existing.pop() {
-                        return Ok(());
-                    }
-                }
-                Err(e) => return Err(Error::from_io(e, format!("resolving {path:?}"))),
+                std::fs::create_dir_all(&temp_dir)?;
+                std::fs::File::create(&created)
+            });
+            created.map_err(|e| Error::from_io(e, format!("creating a temp file for {name:?}")))
+        })
+        .await?;
+
+        // Chunks gather in `pending` and go to the file in writes of about WRITE_BUFFER bytes.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut written = 0u64;
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk.map_err(Error::from)?;
+            written += chunk.len() as u64;
+            if pending.is_empty() && chunk.len() >= WRITE_BUFFER {
+                // big enough on its own: written as it came, without a copy
+                let name = path.to_owned();
+                file = blocking(move || {
+                    file.write_all(&chunk)
+                        .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+                    Ok(file)
+                })
+                .await?;
+                continue;
+            }
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= WRITE_BUFFER {
+                let name = path.to_owned();
+                (file, pending) = blocking(move || {
+                    file.write_all(&pending)
+                        .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+                    pending.clear();
+                    Ok((file, pending))
+                })
+                .await?;
             }
         }
+
+        let (root, name) = (self.root.clone(), path.to_owned());
+        blocking(move || {
+            file.write_all(&pending)
+                .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+            file.sync_all()
+                .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
+            drop(file);
+            let parent = destination.parent().unwrap_or(&root);
+            confine(&root, &name, &destination)?;
+            if let Err(e) = std::fs::rename(&temp_path, &destination) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(Error::from_io(e, format!("moving {name:?} into place")));
+                }
+                // its directory does not exist yet: create it, then look again for links
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::from_io(e, format!("creating the directory of {name:?}"))
+                })?;
+                confine(&root, &name, &destination)?;
+                std::fs::rename(&temp_path, &destination)
+                    .map_err(|e| Error::from_io(e, format!("moving {name:?} into place")))?;
+            }
+            if sync_directory == SyncDirectory::No {
+                return Ok(());
+            }
+            // The rename is durable only once the directory entry is on disk.
+            std::fs::File::open(parent)
+                .and_then(|directory| directory.sync_all())
+                .map_err(|e| Error::from_io(e, format!("syncing the directory of {name:?}")))
+        })
+        .await?;
+        temp.keep = true;
+        Ok(written)
     }
 
     fn temp_dir(&self) -> PathBuf {
         self.root.join(TEMP_DIR)
     }
+}
+
+/// Refuse a path whose existing part resolves outside `root` through a symbolic link.
+///
+/// `path` is already validated (relative, no `..`), so only a symbolic link below the root can
+/// lead out. Each existing component is looked at without following links (one `lstat`); a
+/// link is resolved and must stay inside the root.
+fn confine(root: &Path, path: &str, full: &Path) -> Result<()> {
+    let relative = full.strip_prefix(root).unwrap_or(Path::new(path));
+    let mut current = root.to_path_buf();
+    for component in relative.components() {
+        current.push(component);
+        let metadata = match std::fs::symlink_metadata(&current) {
+            Ok(metadata) => metadata,
+            // nothing below a missing component exists
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::from_io(e, format!("resolving {path:?}"))),
+        };
+        if metadata.file_type().is_symlink() {
+            match current.canonicalize() {
+                Ok(resolved) if resolved.starts_with(root) => {}
+                Ok(_) => {
+                    return Err(Error::invalid_input(format!(
+                        "path {path:?} refused: it resolves outside the storage root"
+                    )));
+                }
+                // a dangling link: whatever it names would be created outside the root
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::invalid_input(format!(
+                        "path {path:?} refused: it goes through a dangling symbolic link"
+                    )));
+                }
+                Err(e) => return Err(Error::from_io(e, format!("resolving {path:?}"))),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run one step of file-system work on the blocking thread pool. Every trip there costs two
+/// thread switches, so a step makes all its calls in one trip (a small file is written in two
+/// trips, not eleven).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, "a file-system task failed").with_source(e))?
+}
+
+/// Whether a write waits for its directory entry to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncDirectory {
+    Yes,
+    No,
 }
 
 /// Removes a temporary file when a write does not finish (error, panic or a dropped future).
@@ -133,105 +277,68 @@ impl Drop for TempFile {
 
 #[async_trait]
 impl LocalStorage for FsLocalStorage {
-    async fn write(&self, path: &str, mut data: ByteStream) -> Result<u64> {
-        let destination = self.resolve(path)?;
-        self.confine(path, &destination).await?;
-        let temp_dir = self.temp_dir();
-        tokio::fs::create_dir_all(&temp_dir)
-            .await
-            .map_err(|e| Error::from_io(e, "creating the temp directory"))?;
-        let temp_path = temp_dir.join(format!("{}.part", uuid::Uuid::new_v4()));
-        self.active_temp_files
-            .lock()
-            .expect("temp set lock poisoned")
-            .insert(temp_path.clone());
-        let mut temp = TempFile {
-            path: temp_path,
-            active: Arc::clone(&self.active_temp_files),
-            keep: false,
-        };
+    async fn write(&self, path: &str, data: ByteStream) -> Result<u64> {
+        self.write_file(path, data, SyncDirectory::Yes).await
+    }
 
-        let file = tokio::fs::File::create(&temp.path)
-            .await
-            .map_err(|e| Error::from_io(e, format!("creating a temp file for {path:?}")))?;
-        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut written = 0u64;
-        while let Some(chunk) = data.next().await {
-            let chunk = chunk.map_err(Error::from)?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| Error::from_io(e, format!("writing {path:?}")))?;
-            written += chunk.len() as u64;
-        }
-        file.flush()
-            .await
-            .map_err(|e| Error::from_io(e, format!("writing {path:?}")))?;
-        let file = file.into_inner();
-        file.sync_all()
-            .await
-            .map_err(|e| Error::from_io(e, format!("syncing {path:?}")))?;
-        drop(file);
-
-        let parent = destination.parent().unwrap_or(&self.root).to_path_buf();
-        tokio::fs::create_dir_all(&parent)
-            .await
-            .map_err(|e| Error::from_io(e, format!("creating the directory of {path:?}")))?;
-        self.confine(path, &destination).await?;
-        tokio::fs::rename(&temp.path, &destination)
-            .await
-            .map_err(|e| Error::from_io(e, format!("moving {path:?} into place")))?;
-        temp.keep = true;
-        drop(temp);
-        // The rename is durable only once the directory entry is on disk.
-        tokio::task::spawn_blocking(move || std::fs::File::open(&parent)?.sync_all())
-            .await
-            .map_err(|e| Error::new(ErrorKind::Other, "syncing a directory").with_source(e))?
-            .map_err(|e| Error::from_io(e, format!("syncing the directory of {path:?}")))?;
-        Ok(written)
+    async fn write_downloaded(&self, path: &str, data: ByteStream) -> Result<u64> {
+        // The file's contents are synced before the rename: after a power cut the file is
+        // complete or missing (the queue downloads a missing one again), never partial.
+        self.write_file(path, data, SyncDirectory::No).await
     }
 
     async fn read(&self, path: &str) -> Result<ByteStream> {
         let full = self.resolve(path)?;
-        self.confine(path, &full).await?;
-        let file = tokio::fs::File::open(&full)
-            .await
-            .map_err(|e| Error::from_io(e, format!("opening {path:?}")))?;
-        let metadata = file
-            .metadata()
-            .await
-            .map_err(|e| Error::from_io(e, format!("reading {path:?}")))?;
-        if !metadata.is_file() {
-            return Err(Error::not_found(format!("{path:?} is not a file")));
-        }
+        let (root, name) = (self.root.clone(), path.to_owned());
+        let file = blocking(move || {
+            confine(&root, &name, &full)?;
+            let file = std::fs::File::open(&full)
+                .map_err(|e| Error::from_io(e, format!("opening {name:?}")))?;
+            let metadata = file
+                .metadata()
+                .map_err(|e| Error::from_io(e, format!("reading {name:?}")))?;
+            if !metadata.is_file() {
+                return Err(Error::not_found(format!("{name:?} is not a file")));
+            }
+            Ok(file)
+        })
+        .await?;
+        let file = tokio::fs::File::from_std(file);
         Ok(Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)))
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
         let full = self.resolve(path)?;
-        self.confine(path, &full).await?;
-        match tokio::fs::remove_file(&full).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::from_io(e, format!("removing {path:?}"))),
-        }
+        let (root, name) = (self.root.clone(), path.to_owned());
+        blocking(move || {
+            confine(&root, &name, &full)?;
+            match std::fs::remove_file(&full) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::from_io(e, format!("removing {name:?}"))),
+            }
+        })
+        .await
     }
 
     async fn exists(&self, path: &str) -> Result<bool> {
         let full = self.resolve(path)?;
-        self.confine(path, &full).await?;
-        match tokio::fs::metadata(&full).await {
-            Ok(metadata) => Ok(metadata.is_file()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::from_io(e, format!("checking {path:?}"))),
-        }
+        let (root, name) = (self.root.clone(), path.to_owned());
+        blocking(move || {
+            confine(&root, &name, &full)?;
+            match std::fs::metadata(&full) {
+                Ok(metadata) => Ok(metadata.is_file()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
+            }
+        })
+        .await
     }
 
     async fn list(&self) -> Result<Vec<String>> {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || list_files(&root))
+        blocking(move || list_files(&root).map_err(|e| Error::from_io(e, "listing stored files")))
             .await
-            .map_err(|e| Error::new(ErrorKind::Other, "listing files").with_source(e))?
-            .map_err(|e| Error::from_io(e, "listing stored files"))
     }
 
     async fn remove_temp_files(&self) -> Result<u64> {

@@ -12,6 +12,8 @@
 //!   prints `first_ms=` and `change_ms=`.
 
 use std::path::{Path, PathBuf};
+
+use futures_util::{StreamExt, TryStreamExt};
 use std::time::{Duration, Instant};
 
 use attachments::fs::FsLocalStorage;
@@ -23,6 +25,9 @@ use attachments::{
 };
 use attachments_testkit::{MemoryLocalStorage, MemoryRemoteStorage, patterned_stream};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// How many `save_file` calls the upload scenario keeps in flight.
+const SAVES_AT_ONCE: usize = 16;
 
 struct Args {
     command: String,
@@ -138,18 +143,26 @@ async fn upload(args: &Args) -> Result<String, BoxError> {
     paths.sort();
     let started = Instant::now();
     queue.start_sync().await?;
-    let mut ids = Vec::new();
-    for path in &paths {
-        let file = tokio::fs::File::open(path).await?;
-        let stream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            file,
-            256 * 1024,
-        ));
-        let saved = queue
-            .save_file(SaveFile::new(stream).file_extension("bin"))
-            .await?;
-        ids.push(saved.id.to_string());
-    }
+    // as an app importing a folder would: several saves at once, so that the durable local
+    // copies (each synced to disk) overlap
+    let ids: Vec<String> = futures_util::stream::iter(&paths)
+        .map(|path| {
+            let queue = queue.clone();
+            async move {
+                let file = tokio::fs::File::open(path).await?;
+                let stream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    file,
+                    256 * 1024,
+                ));
+                let saved = queue
+                    .save_file(SaveFile::new(stream).file_extension("bin"))
+                    .await?;
+                Ok::<_, BoxError>(saved.id.to_string())
+            }
+        })
+        .buffer_unordered(SAVES_AT_ONCE)
+        .try_collect()
+        .await?;
     drain(&queue).await?;
     let seconds = started.elapsed().as_secs_f64();
     queue.close().await;

@@ -458,7 +458,10 @@ impl<S: AttachmentStore> Shared<S> {
 
     async fn download(&self, row: &Attachment, meter: &Arc<Meter>) -> Result<TransferOutcome> {
         let data = self.remote.download(row).await?;
-        let size = self.local.write(&row.filename, meter.wrap(data)).await?;
+        let size = self
+            .local
+            .write_downloaded(&row.filename, meter.wrap(data))
+            .await?;
         let checksum = meter.checksum();
         // A row that knows its contents (saved here, or synced before) checks what arrived: a
         // truncated or foreign body is not kept.

@@ -33,6 +33,46 @@ pub async fn local_storage_suite(storage: &dyn LocalStorage) {
         );
     }
 
+    // a downloaded file (which may be less durable) reads back the same, and a failing one
+    // leaves nothing
+    let name = path("downloaded/size-3MiB.bin");
+    let written = storage
+        .write_downloaded(&name, patterned_stream(4, 3 << 20))
+        .await
+        .unwrap();
+    assert_eq!(written, 3 << 20);
+    let back = collect_bytes(storage.read(&name).await.unwrap())
+        .await
+        .unwrap();
+    assert!(
+        back == patterned_bytes(4, 3 << 20),
+        "a download reads back as written"
+    );
+    let before = sorted(storage.list().await.unwrap());
+    assert!(
+        storage
+            .write_downloaded(&path("downloaded/broken.bin"), failing_stream(5, 70_000))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        sorted(storage.list().await.unwrap()),
+        before,
+        "a failed download leaves nothing"
+    );
+    for hostile in HOSTILE_PATHS {
+        let error = storage
+            .write_downloaded(hostile, patterned_stream(6, 10))
+            .await
+            .expect_err("a hostile path is refused");
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidInput,
+            "{hostile:?}: {error}"
+        );
+    }
+    storage.delete(&name).await.unwrap();
+
     // overwrite replaces the contents
     let name = path("overwrite.bin");
     storage
