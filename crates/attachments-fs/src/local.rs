@@ -118,7 +118,7 @@ impl FsLocalStorage {
 
         let (root, name, target) = (self.root.clone(), path.to_owned(), destination.clone());
         let created = temp_path.clone();
-        let mut file = blocking(move || {
+        let file = blocking(move || {
             confine(&root, &name, &target)?;
             // the temp directory exists but for the first write: no mkdir call per write
             let created = std::fs::File::create(&created).or_else(|e| {
@@ -132,35 +132,14 @@ impl FsLocalStorage {
         })
         .await?;
 
-        // Chunks gather in `pending` and go to the file in writes of about WRITE_BUFFER bytes.
-        let mut pending: Vec<u8> = Vec::new();
+        let mut writer = BlockWriter::new(file, path);
         let mut written = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(Error::from)?;
             written += chunk.len() as u64;
-            if pending.is_empty() && chunk.len() >= WRITE_BUFFER {
-                // big enough on its own: written as it came, without a copy
-                let name = path.to_owned();
-                file = blocking(move || {
-                    file.write_all(&chunk)
-                        .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
-                    Ok(file)
-                })
-                .await?;
-                continue;
-            }
-            pending.extend_from_slice(&chunk);
-            if pending.len() >= WRITE_BUFFER {
-                let name = path.to_owned();
-                (file, pending) = blocking(move || {
-                    file.write_all(&pending)
-                        .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
-                    pending.clear();
-                    Ok((file, pending))
-                })
-                .await?;
-            }
+            writer.push(chunk).await?;
         }
+        let (mut file, pending) = writer.finish().await?;
 
         let (root, name) = (self.root.clone(), path.to_owned());
         blocking(move || {
@@ -254,6 +233,92 @@ async fn blocking<T: Send + 'static>(
 enum SyncDirectory {
     Yes,
     No,
+}
+
+/// Writes a file in blocks of about `WRITE_BUFFER` bytes on the blocking pool, one block in
+/// flight while the next one fills: reading (and hashing) the stream overlaps with the disk.
+struct BlockWriter {
+    name: String,
+    /// The file and a spare buffer, while no write is in flight.
+    idle: Option<(std::fs::File, Vec<u8>)>,
+    in_flight: Option<tokio::task::JoinHandle<Result<(std::fs::File, Vec<u8>)>>>,
+    pending: Vec<u8>,
+}
+
+/// One write: a block gathered from small chunks, or a chunk big enough on its own (written
+/// as it came, without a copy).
+enum Block {
+    Gathered(Vec<u8>),
+    Whole(bytes::Bytes),
+}
+
+impl BlockWriter {
+    fn new(file: std::fs::File, name: &str) -> Self {
+        BlockWriter {
+            name: name.to_owned(),
+            idle: Some((file, Vec::new())),
+            in_flight: None,
+            pending: Vec::new(),
+        }
+    }
+
+    async fn push(&mut self, chunk: bytes::Bytes) -> Result<()> {
+        if self.pending.is_empty() && chunk.len() >= WRITE_BUFFER {
+            return self.submit(Block::Whole(chunk)).await;
+        }
+        self.pending.extend_from_slice(&chunk);
+        if self.pending.len() >= WRITE_BUFFER {
+            let block = std::mem::take(&mut self.pending);
+            return self.submit(Block::Gathered(block)).await;
+        }
+        Ok(())
+    }
+
+    /// Wait for the write in flight, then start writing `block`.
+    async fn submit(&mut self, block: Block) -> Result<()> {
+        let (mut file, spare) = self.settle().await?;
+        if self.pending.capacity() == 0 {
+            // the two buffers take turns
+            self.pending = spare;
+        }
+        let name = self.name.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let bytes: &[u8] = match &block {
+                Block::Gathered(buffer) => buffer,
+                Block::Whole(chunk) => chunk,
+            };
+            file.write_all(bytes)
+                .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+            let spare = match block {
+                Block::Gathered(mut buffer) => {
+                    buffer.clear();
+                    buffer
+                }
+                Block::Whole(_) => Vec::new(),
+            };
+            Ok((file, spare))
+        }));
+        Ok(())
+    }
+
+    /// The file (and a spare buffer) once no write is in flight.
+    async fn settle(&mut self) -> Result<(std::fs::File, Vec<u8>)> {
+        match self.in_flight.take() {
+            Some(write) => write.await.map_err(|e| {
+                Error::new(ErrorKind::Other, "a file-system task failed").with_source(e)
+            })?,
+            None => Ok(self
+                .idle
+                .take()
+                .expect("the file is idle when no write is in flight")),
+        }
+    }
+
+    /// Wait for the last write; hand back the file and the bytes not yet written.
+    async fn finish(mut self) -> Result<(std::fs::File, Vec<u8>)> {
+        let (file, _) = self.settle().await?;
+        Ok((file, std::mem::take(&mut self.pending)))
+    }
 }
 
 /// Removes a temporary file when a write does not finish (error, panic or a dropped future).

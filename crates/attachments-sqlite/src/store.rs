@@ -178,13 +178,25 @@ impl SqliteStore {
             CREATE INDEX "{table}_state" ON "{table}" (state);
             CREATE INDEX "{table}_state_timestamp" ON "{table}" (state, timestamp);"#
         );
-        let migrations = vec![Migration::new(
-            1,
-            Cow::Owned(format!("create {table}")),
-            MigrationType::Simple,
-            AssertSqlSafe(create).into_sql_str(),
-            false,
-        )];
+        // (state, timestamp) serves every query by state: a second index on state alone only
+        // cost a page write at every state change.
+        let drop_state_index = format!(r#"DROP INDEX IF EXISTS "{table}_state";"#);
+        let migrations = vec![
+            Migration::new(
+                1,
+                Cow::Owned(format!("create {table}")),
+                MigrationType::Simple,
+                AssertSqlSafe(create).into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Owned(format!("drop the redundant state index of {table}")),
+                MigrationType::Simple,
+                AssertSqlSafe(drop_state_index).into_sql_str(),
+                false,
+            ),
+        ];
         let mut migrator = Migrator::with_migrations(migrations);
         migrator.dangerous_set_table_name(self.migrations_table_name());
         migrator.run(&self.pool).await.map_err(|error| {

@@ -385,7 +385,11 @@ impl<S: AttachmentStore> Shared<S> {
         let operation = pending_operation(row.state).expect("only queued rows are transferred");
         let span = info_span!("transfer", id = %row.id, %operation);
         async move {
-            let meter = Meter::new();
+            // only a download records a checksum of what it moved
+            let meter = match operation {
+                Operation::Download => Meter::new(),
+                Operation::Upload | Operation::Delete => Meter::counting(),
+            };
             let work = async {
                 match operation {
                     Operation::Upload => self.upload(&row, &meter).await,
@@ -462,7 +466,7 @@ impl<S: AttachmentStore> Shared<S> {
             .local
             .write_downloaded(&row.filename, meter.wrap(data))
             .await?;
-        let checksum = meter.checksum();
+        let checksum = meter.checksum().expect("a download's meter hashes");
         // A row that knows its contents (saved here, or synced before) checks what arrived: a
         // truncated or foreign body is not kept.
         let size_differs = row.size.is_some_and(|expected| expected != size);
@@ -602,7 +606,7 @@ impl<S: AttachmentStore> Shared<S> {
                 id: id.clone(),
                 filename: filename.clone(),
                 size,
-                checksum: meter.checksum(),
+                checksum: meter.checksum().expect("a save's meter hashes"),
                 media_type: file.media_type,
                 meta_data: file.meta_data,
             },
