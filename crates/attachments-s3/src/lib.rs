@@ -4,7 +4,9 @@ mod config;
 mod error;
 mod remote;
 
-pub use config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, S3Config, S3Credentials, Secret};
+pub use config::{
+    ChecksumMode, MIN_PART_SIZE, MultipartSettings, PayloadSigning, S3Config, S3Credentials, Secret,
+};
 pub use remote::S3RemoteStorage;
 
 /// The aws-sdk-s3 version this crate is built with, for apps that bring their own client.

@@ -22,7 +22,7 @@ use http_body_util::StreamBody;
 use sync_wrapper::SyncStream;
 use tracing::{debug, warn};
 
-use crate::config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, S3Config};
+use crate::config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, PayloadSigning, S3Config};
 use crate::error::classify;
 
 /// Attachments as objects in an S3 bucket (Amazon S3, R2, MinIO, Garage, SeaweedFS, Ceph ...).
@@ -51,6 +51,7 @@ pub struct S3RemoteStorage {
     key_prefix: String,
     multipart: MultipartSettings,
     checksum_mode: ChecksumMode,
+    payload_signing: PayloadSigning,
 }
 
 impl fmt::Debug for S3RemoteStorage {
@@ -61,6 +62,7 @@ impl fmt::Debug for S3RemoteStorage {
             .field("key_prefix", &self.key_prefix)
             .field("multipart", &self.multipart)
             .field("checksum_mode", &self.checksum_mode)
+            .field("payload_signing", &self.payload_signing)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +78,7 @@ impl S3RemoteStorage {
             key_prefix: key_prefix.into(),
             multipart: MultipartSettings::default(),
             checksum_mode: ChecksumMode::default(),
+            payload_signing: PayloadSigning::default(),
         }
     }
 
@@ -125,6 +128,7 @@ impl S3RemoteStorage {
             key_prefix: config.key_prefix,
             multipart: config.multipart,
             checksum_mode: config.checksum_mode,
+            payload_signing: config.payload_signing,
         })
     }
 
@@ -143,6 +147,12 @@ impl S3RemoteStorage {
     /// [`new`](Self::new)); it decides whether multipart uploads carry part checksums.
     pub fn with_checksum_mode(mut self, mode: ChecksumMode) -> Self {
         self.checksum_mode = mode;
+        self
+    }
+
+    /// Change whether upload bodies are signed (see [`PayloadSigning`]).
+    pub fn with_payload_signing(mut self, signing: PayloadSigning) -> Self {
+        self.payload_signing = signing;
         self
     }
 
@@ -209,13 +219,20 @@ impl S3RemoteStorage {
         let body = StreamBody::new(SyncStream::new(data.fuse().map_ok(Frame::data)));
         let length = i64::try_from(size)
             .map_err(|_| Error::invalid_input(format!("size {size} is too large")))?;
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_length(length)
             .set_content_type(attachment.media_type.clone())
             .body(SdkByteStream::from_body_1_x(body))
+            .customize();
+        let request = match self.payload_signing {
+            PayloadSigning::Unsigned => request.disable_payload_signing(),
+            PayloadSigning::Signed => request,
+        };
+        request
             .send()
             .await
             .map_err(|e| classify(e, format!("uploading {key}")))?;
@@ -223,12 +240,19 @@ impl S3RemoteStorage {
     }
 
     async fn put_buffered(&self, key: &str, attachment: &Attachment, bytes: Bytes) -> Result<()> {
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .set_content_type(attachment.media_type.clone())
             .body(SdkByteStream::from(bytes))
+            .customize();
+        let request = match self.payload_signing {
+            PayloadSigning::Unsigned => request.disable_payload_signing(),
+            PayloadSigning::Signed => request,
+        };
+        request
             .send()
             .await
             .map_err(|e| classify(e, format!("uploading {key}")))?;
@@ -342,7 +366,7 @@ impl S3RemoteStorage {
         number: i32,
         bytes: Bytes,
     ) -> Result<CompletedPart> {
-        let output = self
+        let request = self
             .client
             .upload_part()
             .bucket(&self.bucket)
@@ -350,6 +374,12 @@ impl S3RemoteStorage {
             .upload_id(upload_id)
             .part_number(number)
             .body(SdkByteStream::from(bytes))
+            .customize();
+        let request = match self.payload_signing {
+            PayloadSigning::Unsigned => request.disable_payload_signing(),
+            PayloadSigning::Signed => request,
+        };
+        let output = request
             .send()
             .await
             .map_err(|e| classify(e, format!("uploading part {number} of {key}")))?;

@@ -4,7 +4,7 @@
 mod common;
 
 use attachments_core::{ErrorKind, RemoteStorage, collect_bytes};
-use attachments_s3::{ChecksumMode, S3Config, S3Credentials, S3RemoteStorage};
+use attachments_s3::{ChecksumMode, PayloadSigning, S3Config, S3Credentials, S3RemoteStorage};
 use attachments_testkit::{patterned_bytes, patterned_stream, remote_storage_suite, upload_row};
 use common::{InProcessS3, small_parts, storage_for};
 
@@ -26,17 +26,47 @@ async fn s3_storage_keeps_the_contract_with_checksums_when_required() {
 }
 
 #[tokio::test]
-async fn multipart_round_trips_in_both_checksum_modes() {
+async fn s3_storage_keeps_the_contract_with_signed_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let server = InProcessS3::start(dir.path()).await;
-    for (mode, bucket) in [
-        (ChecksumMode::WhenSupported, "mp-supported"),
-        (ChecksumMode::WhenRequired, "mp-required"),
+    let config = server
+        .config("signed")
+        .payload_signing(PayloadSigning::Signed);
+    remote_storage_suite(&storage_for(config).await).await;
+}
+
+#[tokio::test]
+async fn multipart_round_trips_in_every_checksum_and_signing_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = InProcessS3::start(dir.path()).await;
+    for (mode, signing, bucket) in [
+        (
+            ChecksumMode::WhenSupported,
+            PayloadSigning::Unsigned,
+            "mp-supported",
+        ),
+        (
+            ChecksumMode::WhenRequired,
+            PayloadSigning::Unsigned,
+            "mp-required",
+        ),
+        (
+            ChecksumMode::WhenSupported,
+            PayloadSigning::Signed,
+            "mp-signed",
+        ),
+        (
+            ChecksumMode::WhenRequired,
+            PayloadSigning::Signed,
+            "mp-required-signed",
+        ),
     ] {
+        let mode = (mode, signing);
         let storage = storage_for(
             server
                 .config(bucket)
-                .checksum_mode(mode)
+                .checksum_mode(mode.0)
+                .payload_signing(signing)
                 .multipart(small_parts()),
         )
         .await;
