@@ -235,13 +235,16 @@ enum SyncDirectory {
     No,
 }
 
+/// The file being written and a spare buffer, handed back and forth with the blocking pool.
+type FileAndBuffer = (std::fs::File, Vec<u8>);
+
 /// Writes a file in blocks of about `WRITE_BUFFER` bytes on the blocking pool, one block in
 /// flight while the next one fills: reading (and hashing) the stream overlaps with the disk.
 struct BlockWriter {
     name: String,
     /// The file and a spare buffer, while no write is in flight.
-    idle: Option<(std::fs::File, Vec<u8>)>,
-    in_flight: Option<tokio::task::JoinHandle<Result<(std::fs::File, Vec<u8>)>>>,
+    idle: Option<FileAndBuffer>,
+    in_flight: Option<tokio::task::JoinHandle<Result<FileAndBuffer>>>,
     pending: Vec<u8>,
 }
 
@@ -302,7 +305,7 @@ impl BlockWriter {
     }
 
     /// The file (and a spare buffer) once no write is in flight.
-    async fn settle(&mut self) -> Result<(std::fs::File, Vec<u8>)> {
+    async fn settle(&mut self) -> Result<FileAndBuffer> {
         match self.in_flight.take() {
             Some(write) => write.await.map_err(|e| {
                 Error::new(ErrorKind::Other, "a file-system task failed").with_source(e)
@@ -315,7 +318,7 @@ impl BlockWriter {
     }
 
     /// Wait for the last write; hand back the file and the bytes not yet written.
-    async fn finish(mut self) -> Result<(std::fs::File, Vec<u8>)> {
+    async fn finish(mut self) -> Result<FileAndBuffer> {
         let (file, _) = self.settle().await?;
         Ok((file, std::mem::take(&mut self.pending)))
     }
