@@ -24,6 +24,10 @@ pub const TEMP_DIR: &str = ".attachments-tmp";
 const READ_CHUNK: usize = 512 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 
+/// A big file is synced to disk every this many bytes as it is written, not only at the end:
+/// the disk works while the stream is still being read, instead of after it.
+const SYNC_EVERY: usize = 64 * 1024 * 1024;
+
 /// Attachment files in a directory.
 ///
 /// - Writes are atomic: contents go to a temporary file in the root's `.attachments-tmp`,
@@ -246,6 +250,8 @@ struct BlockWriter {
     idle: Option<FileAndBuffer>,
     in_flight: Option<tokio::task::JoinHandle<Result<FileAndBuffer>>>,
     pending: Vec<u8>,
+    /// Bytes written since the last sync.
+    unsynced: usize,
 }
 
 /// One write: a block gathered from small chunks, or a chunk big enough on its own (written
@@ -262,6 +268,7 @@ impl BlockWriter {
             idle: Some((file, Vec::new())),
             in_flight: None,
             pending: Vec::new(),
+            unsynced: 0,
         }
     }
 
@@ -285,6 +292,14 @@ impl BlockWriter {
             self.pending = spare;
         }
         let name = self.name.clone();
+        self.unsynced += match &block {
+            Block::Gathered(buffer) => buffer.len(),
+            Block::Whole(chunk) => chunk.len(),
+        };
+        let flush_now = self.unsynced >= SYNC_EVERY;
+        if flush_now {
+            self.unsynced = 0;
+        }
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let bytes: &[u8] = match &block {
                 Block::Gathered(buffer) => buffer,
@@ -292,6 +307,12 @@ impl BlockWriter {
             };
             file.write_all(bytes)
                 .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+            if flush_now {
+                // pushes what is written so far to the disk while the next block fills, so the
+                // sync at the end has little left to do
+                file.sync_data()
+                    .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
+            }
             let spare = match block {
                 Block::Gathered(mut buffer) => {
                     buffer.clear();

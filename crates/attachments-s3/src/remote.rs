@@ -391,11 +391,30 @@ impl S3RemoteStorage {
     }
 }
 
+/// Files up to this size are read into memory and sent in one `PutObject` whose checksum
+/// travels in a header: a streamed body carries it in an `aws-chunked` trailer, which costs
+/// client and server more per request (`cargo xtask bench`: small uploads about 15 % faster).
+const BUFFERED_PUT_LIMIT: u64 = 1024 * 1024;
+
+/// Read a stream expected to hold `size` bytes (more or fewer are sent as they are: the queue
+/// compares the bytes it read with the size it saved).
+async fn read_all(mut data: ByteStream, size: u64) -> Result<Bytes> {
+    let mut buffer = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    while let Some(chunk) = data.next().await {
+        buffer.extend_from_slice(&chunk.map_err(Error::from)?);
+    }
+    Ok(Bytes::from(buffer))
+}
+
 #[async_trait]
 impl RemoteStorage for S3RemoteStorage {
     async fn upload(&self, attachment: &Attachment, data: ByteStream) -> Result<()> {
         let key = self.key(attachment)?;
         match attachment.size {
+            Some(size) if size <= BUFFERED_PUT_LIMIT => {
+                let bytes = read_all(data, size).await?;
+                self.put_buffered(&key, attachment, bytes).await
+            }
             Some(size) if size < self.multipart.threshold => {
                 self.put_streamed(&key, attachment, size, data).await
             }

@@ -16,8 +16,8 @@ pub async fn remote_storage_suite(remote: &dyn RemoteStorage) {
     let name = |n: &str| format!("{prefix}/{n}");
     let mut written = Vec::new();
 
-    // round trips of 0 bytes, 1 byte and 20 MiB in uneven chunks
-    for (seed, len) in [(21u64, 0u64), (22, 1), (23, 20 << 20)] {
+    // empty, tiny, mid-sized (one streamed request in most adapters) and above 16 MiB
+    for (seed, len) in [(21u64, 0u64), (22, 1), (24, 3 << 20), (23, 20 << 20)] {
         let row = upload_row(&name(&format!("size-{len}.bin")), Some(len));
         remote
             .upload(&row, patterned_stream(seed, len))
