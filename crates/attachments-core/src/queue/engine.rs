@@ -466,7 +466,7 @@ impl<S: AttachmentStore> Shared<S> {
             .local
             .write_downloaded(&row.filename, meter.wrap(data))
             .await?;
-        let checksum = meter.checksum().expect("a download's meter hashes");
+        let checksum = meter.checksum().await.expect("a download's meter hashes");
         // A row that knows its contents (saved here, or synced before) checks what arrived: a
         // truncated or foreign body is not kept.
         let size_differs = row.size.is_some_and(|expected| expected != size);
@@ -601,12 +601,13 @@ impl<S: AttachmentStore> Shared<S> {
         }
         let meter = Meter::new();
         let size = self.local.write(&filename, meter.wrap(file.data)).await?;
+        let checksum = meter.checksum().await.expect("a save's meter hashes");
         let row = saved_file_row(
             SavedFile {
                 id: id.clone(),
                 filename: filename.clone(),
                 size,
-                checksum: meter.checksum().expect("a save's meter hashes"),
+                checksum,
                 media_type: file.media_type,
                 meta_data: file.meta_data,
             },
