@@ -24,8 +24,9 @@ pub const TEMP_DIR: &str = ".attachments-tmp";
 const READ_CHUNK: usize = 512 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 
-/// A big file is synced to disk every this many bytes as it is written, not only at the end:
-/// the disk works while the stream is still being read, instead of after it.
+/// A big file is synced to disk every this many bytes as it is written (on a second handle, in
+/// the background), not only at the end: the disk works while the stream is still being read,
+/// and the final sync has little left to do.
 const SYNC_EVERY: usize = 64 * 1024 * 1024;
 
 /// Attachment files in a directory.
@@ -250,8 +251,10 @@ struct BlockWriter {
     idle: Option<FileAndBuffer>,
     in_flight: Option<tokio::task::JoinHandle<Result<FileAndBuffer>>>,
     pending: Vec<u8>,
-    /// Bytes written since the last sync.
+    /// Bytes written since the last background sync started.
     unsynced: usize,
+    /// A sync of what was written so far, running beside the writes (at most one).
+    background_sync: Option<tokio::task::JoinHandle<Result<()>>>,
 }
 
 /// One write: a block gathered from small chunks, or a chunk big enough on its own (written
@@ -269,6 +272,7 @@ impl BlockWriter {
             in_flight: None,
             pending: Vec::new(),
             unsynced: 0,
+            background_sync: None,
         }
     }
 
@@ -296,8 +300,25 @@ impl BlockWriter {
             Block::Gathered(buffer) => buffer.len(),
             Block::Whole(chunk) => chunk.len(),
         };
-        let flush_now = self.unsynced >= SYNC_EVERY;
-        if flush_now {
+        if self
+            .background_sync
+            .as_ref()
+            .is_some_and(|sync| sync.is_finished())
+        {
+            // the last one is done: its error (if any) is this write's
+            self.wait_for_background_sync().await?;
+        }
+        if self.unsynced >= SYNC_EVERY && self.background_sync.is_none() {
+            // on a second handle to the file, so the writes go on while the disk catches up
+            let handle = file
+                .try_clone()
+                .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
+            let sync_name = name.clone();
+            self.background_sync = Some(tokio::task::spawn_blocking(move || {
+                handle
+                    .sync_data()
+                    .map_err(|e| Error::from_io(e, format!("syncing {sync_name:?}")))
+            }));
             self.unsynced = 0;
         }
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
@@ -307,12 +328,6 @@ impl BlockWriter {
             };
             file.write_all(bytes)
                 .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
-            if flush_now {
-                // pushes what is written so far to the disk while the next block fills, so the
-                // sync at the end has little left to do
-                file.sync_data()
-                    .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
-            }
             let spare = match block {
                 Block::Gathered(mut buffer) => {
                     buffer.clear();
@@ -338,9 +353,19 @@ impl BlockWriter {
         }
     }
 
+    async fn wait_for_background_sync(&mut self) -> Result<()> {
+        match self.background_sync.take() {
+            Some(sync) => sync.await.map_err(|e| {
+                Error::new(ErrorKind::Other, "a file-system task failed").with_source(e)
+            })?,
+            None => Ok(()),
+        }
+    }
+
     /// Wait for the last write; hand back the file and the bytes not yet written.
     async fn finish(mut self) -> Result<FileAndBuffer> {
         let (file, _) = self.settle().await?;
+        self.wait_for_background_sync().await?;
         Ok((file, std::mem::take(&mut self.pending)))
     }
 }
