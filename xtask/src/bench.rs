@@ -182,6 +182,12 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
             "8",
         ])?;
         results.add("small-upload", "seconds", "queue", up["seconds"]);
+        results.add(
+            "small-upload",
+            "saved_seconds",
+            "queue",
+            up["saved_seconds"],
+        );
         let s5 = run_tool(
             "s5cmd",
             &s5cmd(&[
@@ -247,6 +253,12 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
             "8",
         ])?;
         results.add("large-upload", "seconds", "queue", up["seconds"]);
+        results.add(
+            "large-upload",
+            "saved_seconds",
+            "queue",
+            up["saved_seconds"],
+        );
         results.add("large-upload", "peak_rss_mib", "queue", up["peak_rss_mib"]);
         let s5 = run_tool(
             "s5cmd",

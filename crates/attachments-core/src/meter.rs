@@ -18,50 +18,49 @@ use crate::storage::ByteStream;
 /// What a [`MeteredStream`] has seen; shared with whoever awaits the transfer.
 #[derive(Debug)]
 pub(crate) struct Meter {
-    /// `None` when only bytes are counted (an upload needs no checksum of what it sends).
-    hasher: Option<Hasher>,
+    /// Whether streams wrapped by this meter are hashed (an upload needs no checksum of what
+    /// it sends).
+    hashing: bool,
+    /// Where the digest is, once the stream has been read.
+    digest: Mutex<DigestSlot>,
     /// Bytes seen so far; a watch so a watchdog can wait for progress.
     progress: watch::Sender<u64>,
 }
 
-/// SHA-256 computed by a task of its own, fed the chunks in order: hashing a big file costs
-/// about as much CPU as reading it, and this way it runs beside the transfer instead of in it.
 #[derive(Debug)]
-struct Hasher {
-    /// Handed to the stream by `wrap`; the task ends when it is dropped.
-    input: Mutex<Option<mpsc::Sender<Bytes>>>,
-    /// The task's result, `sha256:<hex>`.
-    digest: Mutex<Option<JoinHandle<String>>>,
+enum DigestSlot {
+    /// The stream has not ended yet (or was never wrapped).
+    Pending,
+    /// Computed in the stream itself.
+    Ready(String),
+    /// Being computed by a task of its own.
+    Task(JoinHandle<String>),
 }
 
-/// Chunks queued for the hasher at most: a hasher that falls behind slows the stream down
+/// Up to this many bytes are hashed inside the stream; past it, hashing moves to a task of its
+/// own, fed the chunks in order, so that it runs beside the transfer instead of in it. Small
+/// files never pay for the task, big ones do not wait for the hash.
+const INLINE_HASH_LIMIT: u64 = 1024 * 1024;
+
+/// Chunks queued for a hashing task at most: a hasher that falls behind slows the stream down
 /// rather than holding more of it in memory.
 const HASH_QUEUE: usize = 4;
 
 impl Meter {
-    /// A meter that counts and hashes. Needs a Tokio runtime (the hasher is a task).
+    /// A meter that counts and hashes. Needs a Tokio runtime for streams above 1 MiB.
     pub(crate) fn new() -> Arc<Self> {
-        let (input, mut chunks) = mpsc::channel::<Bytes>(HASH_QUEUE);
-        let digest = tokio::spawn(async move {
-            let mut hasher = Sha256::new();
-            while let Some(chunk) = chunks.recv().await {
-                hasher.update(&chunk);
-            }
-            format!("sha256:{}", hex(&hasher.finalize()))
-        });
-        Arc::new(Meter {
-            hasher: Some(Hasher {
-                input: Mutex::new(Some(input)),
-                digest: Mutex::new(Some(digest)),
-            }),
-            progress: watch::Sender::new(0),
-        })
+        Self::with_hashing(true)
     }
 
     /// A meter that only counts.
     pub(crate) fn counting() -> Arc<Self> {
+        Self::with_hashing(false)
+    }
+
+    fn with_hashing(hashing: bool) -> Arc<Self> {
         Arc::new(Meter {
-            hasher: None,
+            hashing,
+            digest: Mutex::new(DigestSlot::Pending),
             progress: watch::Sender::new(0),
         })
     }
@@ -69,17 +68,13 @@ impl Meter {
     /// Wrap `inner` so every chunk passing through is counted (and hashed). A meter wraps one
     /// stream.
     pub(crate) fn wrap(self: &Arc<Self>, inner: ByteStream) -> ByteStream {
-        let hash_input = self.hasher.as_ref().and_then(|hasher| {
-            hasher
-                .input
-                .lock()
-                .expect("meter lock poisoned")
-                .take()
-                .map(PollSender::new)
-        });
         Box::pin(MeteredStream {
             inner,
-            hash_input,
+            hash: if self.hashing {
+                Hashing::Inline(Sha256::new())
+            } else {
+                Hashing::Off
+            },
             meter: Arc::clone(self),
         })
     }
@@ -94,54 +89,109 @@ impl Meter {
         self.progress.subscribe()
     }
 
-    /// `sha256:<hex>` of everything the stream yielded, once it has ended (or been dropped);
+    /// `sha256:<hex>` of everything the stream yielded, once it has ended or been dropped;
     /// `None` for a meter that only counts.
     pub(crate) async fn checksum(&self) -> Option<String> {
-        let hasher = self.hasher.as_ref()?;
-        // never wrapped: nothing more will come
-        drop(hasher.input.lock().expect("meter lock poisoned").take());
-        let digest = hasher.digest.lock().expect("meter lock poisoned").take()?;
-        digest.await.ok()
+        let slot = std::mem::replace(
+            &mut *self.digest.lock().expect("meter lock poisoned"),
+            DigestSlot::Pending,
+        );
+        match slot {
+            DigestSlot::Ready(digest) => Some(digest),
+            DigestSlot::Task(task) => task.await.ok(),
+            DigestSlot::Pending => None,
+        }
     }
 
     fn record(&self, chunk: &Bytes) {
         let len = chunk.len() as u64;
         self.progress.send_modify(|bytes| *bytes += len);
     }
+
+    fn set_digest(&self, slot: DigestSlot) {
+        *self.digest.lock().expect("meter lock poisoned") = slot;
+    }
+}
+
+/// Where a stream's hash is being computed.
+enum Hashing {
+    Off,
+    /// In the stream, while it is small.
+    Inline(Sha256),
+    /// In a task, fed through this sender.
+    Offloaded(PollSender<Bytes>),
+    /// Finished: the digest is in the meter.
+    Done,
 }
 
 struct MeteredStream {
     inner: ByteStream,
-    /// Where chunks go to be hashed; `None` once the stream ended (or when only counting).
-    hash_input: Option<PollSender<Bytes>>,
+    hash: Hashing,
     meter: Arc<Meter>,
+}
+
+impl MeteredStream {
+    /// Hash `chunk`, moving the hashing to a task once the stream outgrows the inline limit.
+    fn hash_chunk(&mut self, chunk: &Bytes) {
+        match &mut self.hash {
+            Hashing::Inline(hasher) if self.meter.bytes() <= INLINE_HASH_LIMIT => {
+                hasher.update(chunk);
+            }
+            Hashing::Inline(_) => {
+                let Hashing::Inline(mut hasher) = std::mem::replace(&mut self.hash, Hashing::Done)
+                else {
+                    unreachable!("matched Inline above");
+                };
+                let (input, mut chunks) = mpsc::channel::<Bytes>(HASH_QUEUE);
+                // an empty queue takes the first chunk at once
+                let _ = input.try_send(chunk.clone());
+                self.meter
+                    .set_digest(DigestSlot::Task(tokio::spawn(async move {
+                        while let Some(chunk) = chunks.recv().await {
+                            hasher.update(&chunk);
+                        }
+                        sha256_text(hasher)
+                    })));
+                self.hash = Hashing::Offloaded(PollSender::new(input));
+            }
+            Hashing::Offloaded(input) => {
+                // cannot fail: a slot was reserved before the chunk was taken
+                let _ = input.send_item(chunk.clone());
+            }
+            Hashing::Off | Hashing::Done => {}
+        }
+    }
+
+    /// The stream ended (or is dropped): an inline hash is complete, a task gets no more.
+    fn finish_hash(&mut self) {
+        if let Hashing::Inline(hasher) = std::mem::replace(&mut self.hash, Hashing::Done) {
+            self.meter
+                .set_digest(DigestSlot::Ready(sha256_text(hasher)));
+        }
+    }
 }
 
 impl Stream for MeteredStream {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // room in the hasher's queue before a chunk is taken from the source (a reservation
-        // held from an earlier poll answers at once)
-        if let Some(input) = self.hash_input.as_mut() {
+        // room in the hashing task's queue before a chunk is taken from the source (a
+        // reservation held from an earlier poll answers at once)
+        if let Hashing::Offloaded(input) = &mut self.hash {
             match input.poll_reserve(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {}
-                // the hasher is gone (the runtime is shutting down): stop feeding it
-                Poll::Ready(Err(_)) => self.hash_input = None,
+                // the task is gone (the runtime is shutting down): no digest will come
+                Poll::Ready(Err(_)) => self.hash = Hashing::Done,
             }
         }
         let polled = self.inner.as_mut().poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.meter.record(chunk);
-                if let Some(input) = self.hash_input.as_mut() {
-                    // cannot fail: a slot was reserved above
-                    let _ = input.send_item(chunk.clone());
-                }
+                self.hash_chunk(chunk);
             }
-            // the end: the hasher can finish
-            Poll::Ready(None) => self.hash_input = None,
+            Poll::Ready(None) => self.finish_hash(),
             _ => {}
         }
         polled
@@ -150,6 +200,16 @@ impl Stream for MeteredStream {
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.inner.size_hint()
     }
+}
+
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        self.finish_hash();
+    }
+}
+
+fn sha256_text(hasher: Sha256) -> String {
+    format!("sha256:{}", hex(&hasher.finalize()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -190,10 +250,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_slow_hasher_holds_back_the_stream_and_loses_no_chunk() {
-        // many more chunks than the hasher's queue holds, on a runtime with one thread: the
-        // stream must wait for the hasher, and the digest must cover every chunk in order
-        let chunks: Vec<Vec<u8>> = (0..200u8).map(|n| vec![n; 1000]).collect();
+    async fn a_big_stream_is_hashed_in_a_task_that_holds_it_back_and_loses_no_chunk() {
+        // past the inline limit, and many more chunks than the task's queue holds, on a
+        // runtime with one thread: the stream must wait for the hasher, and the digest must
+        // cover every chunk in order
+        let chunks: Vec<Vec<u8>> = (0..200u8).map(|n| vec![n; 16 * 1024]).collect();
         let expected = {
             let mut hasher = Sha256::new();
             for chunk in &chunks {
@@ -208,8 +269,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_meter_never_wrapped_hashes_nothing() {
+    async fn an_empty_stream_has_the_digest_of_nothing() {
         let meter = Meter::new();
+        let stream = meter.wrap(byte_stream_from(Vec::<Vec<u8>>::new()));
+        assert!(collect_bytes(stream).await.unwrap().is_empty());
         assert_eq!(
             meter.checksum().await.as_deref(),
             Some("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")

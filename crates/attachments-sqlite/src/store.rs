@@ -35,9 +35,14 @@ const COLUMNS: &str = "id, filename, local_uri, timestamp, size, media_type, sta
 ///
 /// The table is created by migrations the store runs itself and records in its own tracking
 /// table (`_<table>_migrations`), never in the app's `_sqlx_migrations`, so the app's
-/// `sqlx::migrate!()` keeps working on the same database. Every write runs in a short
-/// `BEGIN IMMEDIATE` transaction, which waits on the pool's busy timeout instead of failing
-/// with `database is locked` when the app writes at the same time.
+/// `sqlx::migrate!()` keeps working on the same database.
+///
+/// The store writes through one connection of its own, taken out of the pool when it is
+/// created (the pool may open a replacement), one write at a time. A write is one autocommit
+/// statement or a short `BEGIN IMMEDIATE` transaction, which waits on the busy timeout instead
+/// of failing with `database is locked` when the app writes at the same time. Reads use the
+/// pool. For speed, give the pool WAL mode, `synchronous = NORMAL` and
+/// `test_before_acquire(false)` (a SQLite connection has no network to check).
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

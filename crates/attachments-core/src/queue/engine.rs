@@ -466,7 +466,7 @@ impl<S: AttachmentStore> Shared<S> {
             .local
             .write_downloaded(&row.filename, meter.wrap(data))
             .await?;
-        let checksum = meter.checksum().await.expect("a download's meter hashes");
+        let checksum = stream_checksum(meter).await?;
         // A row that knows its contents (saved here, or synced before) checks what arrived: a
         // truncated or foreign body is not kept.
         let size_differs = row.size.is_some_and(|expected| expected != size);
@@ -601,7 +601,7 @@ impl<S: AttachmentStore> Shared<S> {
         }
         let meter = Meter::new();
         let size = self.local.write(&filename, meter.wrap(file.data)).await?;
-        let checksum = meter.checksum().await.expect("a save's meter hashes");
+        let checksum = stream_checksum(&meter).await?;
         let row = saved_file_row(
             SavedFile {
                 id: id.clone(),
@@ -799,6 +799,16 @@ impl<S: AttachmentStore> Shared<S> {
         );
         Ok(())
     }
+}
+
+/// The checksum of a stream a storage has written.
+async fn stream_checksum(meter: &Meter) -> Result<String> {
+    meter.checksum().await.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Other,
+            "the local storage kept the stream it was given after writing it",
+        )
+    })
 }
 
 /// A transfer that ran to its end, with the change its outcome makes to the row it started
