@@ -203,7 +203,10 @@ impl<S: AttachmentStore> Shared<S> {
 
     // ---- one pass ---------------------------------------------------------------------------
 
-    pub(super) async fn run_pass(&self, cancel: &CancellationToken) -> Result<PassSummary> {
+    pub(super) async fn run_pass(
+        self: &Arc<Self>,
+        cancel: &CancellationToken,
+    ) -> Result<PassSummary> {
         let started = Instant::now();
         if !self.verified.load(Ordering::SeqCst) {
             // Two passes may both verify at start; the work is idempotent.
@@ -273,7 +276,7 @@ impl<S: AttachmentStore> Shared<S> {
     }
 
     async fn run_due_transfers(
-        &self,
+        self: &Arc<Self>,
         cancel: &CancellationToken,
         summary: &mut PassSummary,
     ) -> Result<()> {
@@ -311,7 +314,13 @@ impl<S: AttachmentStore> Shared<S> {
                 let Some((row, claim)) = waiting.next() else {
                     break;
                 };
-                running.push(async move { (self.transfer(row, cancel).await, claim) });
+                // a task each, so transfers use every core of the runtime
+                let engine = Arc::clone(self);
+                let token = cancel.clone();
+                let task = AbortOnDrop(tokio::spawn(
+                    async move { engine.transfer(row, &token).await },
+                ));
+                running.push(async move { (task.finish().await, claim) });
             }
             if writing.is_none() && !finished.is_empty() {
                 writing = Some(Box::pin(
@@ -809,6 +818,27 @@ async fn stream_checksum(meter: &Meter) -> Result<String> {
             "the local storage kept the stream it was given after writing it",
         )
     })
+}
+
+/// A spawned transfer, aborted if the pass that waits for it is dropped (cancelled): its claim
+/// is released then, so the transfer must not go on.
+struct AbortOnDrop(tokio::task::JoinHandle<Option<Finished>>);
+
+impl AbortOnDrop {
+    /// The transfer's end; `None` when it was cancelled (also by a runtime shutting down).
+    async fn finish(mut self) -> Option<Finished> {
+        match (&mut self.0).await {
+            Ok(finished) => finished,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => None,
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A transfer that ran to its end, with the change its outcome makes to the row it started
