@@ -1,6 +1,6 @@
 //! `FsLocalStorage`: attachment files in a directory, written atomically, confined to it.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,6 @@ use attachments_core::{
     ByteStream, Error, ErrorKind, LocalStorage, Result, validate_relative_path,
 };
 use futures_util::StreamExt;
-use std::io::Write;
 use tokio_util::io::ReaderStream;
 
 /// Directory under the root where files are written before they are renamed into place. It is
@@ -23,6 +22,9 @@ pub const TEMP_DIR: &str = ".attachments-tmp";
 /// (measured with `cargo xtask bench`: see docs/BENCHMARKS.md).
 const READ_CHUNK: usize = 512 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
+
+/// Block writes of one file running at once (each copies its block into the page cache).
+const WRITES_IN_FLIGHT: usize = 4;
 
 /// A big file is synced to disk every this many bytes as it is written (on a second handle, in
 /// the background), not only at the end: the disk works while the stream is still being read,
@@ -144,11 +146,11 @@ impl FsLocalStorage {
             written += chunk.len() as u64;
             writer.push(chunk).await?;
         }
-        let (mut file, pending) = writer.finish().await?;
+        let (file, rest, offset) = writer.finish().await?;
 
         let (root, name) = (self.root.clone(), path.to_owned());
         blocking(move || {
-            file.write_all(&pending)
+            write_all_at(&file, &rest, offset)
                 .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
             file.sync_all()
                 .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
@@ -240,18 +242,20 @@ enum SyncDirectory {
     No,
 }
 
-/// The file being written and a spare buffer, handed back and forth with the blocking pool.
-type FileAndBuffer = (std::fs::File, Vec<u8>);
-
-/// Writes a file in blocks of about `WRITE_BUFFER` bytes on the blocking pool, one block in
-/// flight while the next one fills: reading (and hashing) the stream overlaps with the disk.
+/// Writes a file in blocks of about `WRITE_BUFFER` bytes on the blocking pool, each at its own
+/// offset, up to `WRITES_IN_FLIGHT` at once while the next block fills: reading (and hashing)
+/// the stream overlaps with the copies into the page cache, and those use more than one core.
 struct BlockWriter {
     name: String,
-    /// The file and a spare buffer, while no write is in flight.
-    idle: Option<FileAndBuffer>,
-    in_flight: Option<tokio::task::JoinHandle<Result<FileAndBuffer>>>,
+    file: Arc<std::fs::File>,
+    /// Where the next block goes.
+    offset: u64,
+    /// Writes in flight, oldest first; each hands back its buffer for reuse.
+    in_flight: VecDeque<tokio::task::JoinHandle<Result<Vec<u8>>>>,
+    /// Emptied buffers, ready to gather the next block.
+    spare: Vec<Vec<u8>>,
     pending: Vec<u8>,
-    /// Bytes written since the last background sync started.
+    /// Bytes handed to writes since the last background sync started.
     unsynced: usize,
     /// A sync of what was written so far, running beside the writes (at most one).
     background_sync: Option<tokio::task::JoinHandle<Result<()>>>,
@@ -264,12 +268,23 @@ enum Block {
     Whole(bytes::Bytes),
 }
 
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Block::Gathered(buffer) => buffer,
+            Block::Whole(chunk) => chunk,
+        }
+    }
+}
+
 impl BlockWriter {
     fn new(file: std::fs::File, name: &str) -> Self {
         BlockWriter {
             name: name.to_owned(),
-            idle: Some((file, Vec::new())),
-            in_flight: None,
+            file: Arc::new(file),
+            offset: 0,
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
             pending: Vec::new(),
             unsynced: 0,
             background_sync: None,
@@ -282,24 +297,18 @@ impl BlockWriter {
         }
         self.pending.extend_from_slice(&chunk);
         if self.pending.len() >= WRITE_BUFFER {
-            let block = std::mem::take(&mut self.pending);
+            let next = self.spare.pop().unwrap_or_default();
+            let block = std::mem::replace(&mut self.pending, next);
             return self.submit(Block::Gathered(block)).await;
         }
         Ok(())
     }
 
-    /// Wait for the write in flight, then start writing `block`.
+    /// Start writing `block` at the current offset, once fewer than `WRITES_IN_FLIGHT` are.
     async fn submit(&mut self, block: Block) -> Result<()> {
-        let (mut file, spare) = self.settle().await?;
-        if self.pending.capacity() == 0 {
-            // the two buffers take turns
-            self.pending = spare;
+        if self.in_flight.len() >= WRITES_IN_FLIGHT {
+            self.wait_for_oldest_write().await?;
         }
-        let name = self.name.clone();
-        self.unsynced += match &block {
-            Block::Gathered(buffer) => buffer.len(),
-            Block::Whole(chunk) => chunk.len(),
-        };
         if self
             .background_sync
             .as_ref()
@@ -308,66 +317,89 @@ impl BlockWriter {
             // the last one is done: its error (if any) is this write's
             self.wait_for_background_sync().await?;
         }
+        let len = block.bytes().len();
         if self.unsynced >= SYNC_EVERY && self.background_sync.is_none() {
-            // on a second handle to the file, so the writes go on while the disk catches up
-            let handle = file
-                .try_clone()
-                .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
-            let sync_name = name.clone();
+            let (file, name) = (Arc::clone(&self.file), self.name.clone());
             self.background_sync = Some(tokio::task::spawn_blocking(move || {
-                handle
-                    .sync_data()
-                    .map_err(|e| Error::from_io(e, format!("syncing {sync_name:?}")))
+                file.sync_data()
+                    .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))
             }));
             self.unsynced = 0;
         }
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let bytes: &[u8] = match &block {
-                Block::Gathered(buffer) => buffer,
-                Block::Whole(chunk) => chunk,
-            };
-            file.write_all(bytes)
-                .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
-            let spare = match block {
-                Block::Gathered(mut buffer) => {
-                    buffer.clear();
-                    buffer
-                }
-                Block::Whole(_) => Vec::new(),
-            };
-            Ok((file, spare))
-        }));
+        self.unsynced += len;
+        let (file, name, offset) = (Arc::clone(&self.file), self.name.clone(), self.offset);
+        self.offset += len as u64;
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || {
+                write_all_at(&file, block.bytes(), offset)
+                    .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+                Ok(match block {
+                    Block::Gathered(mut buffer) => {
+                        buffer.clear();
+                        buffer
+                    }
+                    Block::Whole(_) => Vec::new(),
+                })
+            }));
         Ok(())
     }
 
-    /// The file (and a spare buffer) once no write is in flight.
-    async fn settle(&mut self) -> Result<FileAndBuffer> {
-        match self.in_flight.take() {
-            Some(write) => write.await.map_err(|e| {
-                Error::new(ErrorKind::Other, "a file-system task failed").with_source(e)
-            })?,
-            None => Ok(self
-                .idle
-                .take()
-                .expect("the file is idle when no write is in flight")),
+    async fn wait_for_oldest_write(&mut self) -> Result<()> {
+        if let Some(write) = self.in_flight.pop_front() {
+            let buffer = write.await.map_err(task_failed)??;
+            if buffer.capacity() > 0 {
+                self.spare.push(buffer);
+            }
         }
+        Ok(())
     }
 
     async fn wait_for_background_sync(&mut self) -> Result<()> {
         match self.background_sync.take() {
-            Some(sync) => sync.await.map_err(|e| {
-                Error::new(ErrorKind::Other, "a file-system task failed").with_source(e)
-            })?,
+            Some(sync) => sync.await.map_err(task_failed)?,
             None => Ok(()),
         }
     }
 
-    /// Wait for the last write; hand back the file and the bytes not yet written.
-    async fn finish(mut self) -> Result<FileAndBuffer> {
-        let (file, _) = self.settle().await?;
+    /// Wait for every write and sync; hand back the file, the bytes not yet written and
+    /// where they go (a small file is written whole by the caller's last step).
+    async fn finish(mut self) -> Result<(std::fs::File, Vec<u8>, u64)> {
+        while !self.in_flight.is_empty() {
+            self.wait_for_oldest_write().await?;
+        }
         self.wait_for_background_sync().await?;
-        Ok((file, std::mem::take(&mut self.pending)))
+        let file = Arc::try_unwrap(self.file).map_err(|_| {
+            Error::new(
+                ErrorKind::Other,
+                "a write of the file was still running after all had ended",
+            )
+        })?;
+        Ok((file, self.pending, self.offset))
     }
+}
+
+fn task_failed(error: tokio::task::JoinError) -> Error {
+    Error::new(ErrorKind::Other, "a file-system task failed").with_source(error)
+}
+
+/// Write all of `bytes` at `offset`, wherever the file's cursor is.
+#[cfg(unix)]
+fn write_all_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+/// Write all of `bytes` at `offset`, wherever the file's cursor is.
+#[cfg(windows)]
+fn write_all_at(file: &std::fs::File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let written = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
+        if written == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        bytes = &bytes[written..];
+        offset += written as u64;
+    }
+    Ok(())
 }
 
 /// Removes a temporary file when a write does not finish (error, panic or a dropped future).
