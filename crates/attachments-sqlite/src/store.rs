@@ -249,8 +249,31 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Apply `batch` (only `RowChange::Update`s, each a compare-and-set on its version) in one
-    /// `UPDATE .. FROM (VALUES ..)` statement; report which applied.
+    /// Apply a run of inserts or of updates: in one statement, or one by one when an id
+    /// repeats (a later change must see what an earlier one wrote, which one statement does
+    /// not show).
+    async fn apply_run(
+        &self,
+        connection: &mut SqliteConnection,
+        run: &[RowChange],
+    ) -> Result<Vec<bool>> {
+        let distinct: std::collections::HashSet<&str> =
+            run.iter().map(|change| change.id().as_str()).collect();
+        if distinct.len() != run.len() {
+            let mut applied = Vec::with_capacity(run.len());
+            for change in run {
+                applied.push(Self::apply_one(connection, &self.sql, change).await?);
+            }
+            return Ok(applied);
+        }
+        match run.first() {
+            Some(RowChange::Insert(_)) => self.insert_batch(connection, run).await,
+            _ => self.update_batch(connection, run).await,
+        }
+    }
+
+    /// Apply `batch` (only `RowChange::Update`s with distinct ids, each a compare-and-set on
+    /// its version) in one `UPDATE .. FROM (VALUES ..)` statement; report which applied.
     async fn update_batch(
         &self,
         connection: &mut SqliteConnection,
@@ -266,16 +289,6 @@ impl SqliteStore {
                 _ => None,
             })
             .collect();
-        let distinct: std::collections::HashSet<&str> =
-            updates.iter().map(|(row, _)| row.id.as_str()).collect();
-        if distinct.len() != updates.len() {
-            // the same id twice: the second must see the first's version, so one by one
-            let mut applied = Vec::with_capacity(batch.len());
-            for change in batch {
-                applied.push(Self::apply_one(connection, &self.sql, change).await?);
-            }
-            return Ok(applied);
-        }
         // VALUES columns are named column1.. in order: id, the fields, the expected version
         let values =
             vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; updates.len()].join(", ");
@@ -292,21 +305,15 @@ impl SqliteStore {
         for (row, expected_version) in &updates {
             query = bind_fields(query.bind(row.id.as_str()), row)?.bind(*expected_version);
         }
-        let updated: std::collections::HashSet<String> = query
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(|e| db_error(e, "updating attachments"))?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()
-            .map_err(|e| db_error(e, "updating attachments"))?;
+        let updated = returned_ids(connection, query, "updating attachments").await?;
         Ok(updates
             .iter()
             .map(|(row, _)| updated.contains(row.id.as_str()))
             .collect())
     }
 
-    /// Insert `batch` (only `RowChange::Insert`s) in one statement; report which were new.
+    /// Insert `batch` (only `RowChange::Insert`s with distinct ids) in one statement; report
+    /// which were new.
     async fn insert_batch(
         &self,
         connection: &mut SqliteConnection,
@@ -319,16 +326,6 @@ impl SqliteStore {
                 _ => None,
             })
             .collect();
-        let distinct: std::collections::HashSet<&str> =
-            rows.iter().map(|r| r.id.as_str()).collect();
-        if distinct.len() != rows.len() {
-            // the same id twice: only one-by-one tells which one was new
-            let mut applied = Vec::with_capacity(batch.len());
-            for change in batch {
-                applied.push(Self::apply_one(connection, &self.sql, change).await?);
-            }
-            return Ok(applied);
-        }
         let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"; rows.len()].join(", ");
         let statement = format!(
             r#"INSERT INTO "{}" (id, {FIELDS}, version) VALUES {values}
@@ -339,14 +336,7 @@ impl SqliteStore {
         for row in &rows {
             query = bind_fields(query.bind(row.id.as_str()), row)?;
         }
-        let inserted: std::collections::HashSet<String> = query
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(|e| db_error(e, "inserting attachments"))?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()
-            .map_err(|e| db_error(e, "inserting attachments"))?;
+        let inserted = returned_ids(connection, query, "inserting attachments").await?;
         Ok(rows
             .iter()
             .map(|row| inserted.contains(row.id.as_str()))
@@ -436,13 +426,10 @@ impl AttachmentStore for SqliteStore {
                 .take(WRITE_BATCH)
                 .take_while(|change| matches!(change, RowChange::Update { .. }))
                 .count();
-            if inserts > 1 {
-                let (batch, tail) = rest.split_at(inserts);
-                applied.extend(self.insert_batch(&mut tx, batch).await?);
-                rest = tail;
-            } else if updates > 1 {
-                let (batch, tail) = rest.split_at(updates);
-                applied.extend(self.update_batch(&mut tx, batch).await?);
+            let run = inserts.max(updates);
+            if run > 1 {
+                let (batch, tail) = rest.split_at(run);
+                applied.extend(self.apply_run(&mut tx, batch).await?);
                 rest = tail;
             } else {
                 applied.push(Self::apply_one(&mut tx, &self.sql, &rest[0]).await?);
@@ -545,6 +532,22 @@ impl AttachmentStore for SqliteStore {
 
 async fn commit(tx: sqlx::Transaction<'_, sqlx::Sqlite>, what: &str) -> Result<()> {
     tx.commit().await.map_err(|e| db_error(e, what))
+}
+
+/// Run a statement whose `RETURNING` clause lists the ids it wrote.
+async fn returned_ids(
+    connection: &mut SqliteConnection,
+    query: SqliteQuery<'_>,
+    what: &str,
+) -> Result<std::collections::HashSet<String>> {
+    query
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(|e| db_error(e, what))?
+        .iter()
+        .map(|row| row.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| db_error(e, what))
 }
 
 /// Run the app's update hook inside `tx`; its failure is a `Hook` error (and the caller's

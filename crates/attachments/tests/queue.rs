@@ -11,7 +11,9 @@ use attachments::{
     byte_stream_from, collect_bytes,
 };
 use attachments_testkit::{patterned_bytes, patterned_stream};
-use common::{Device, PATIENCE, files_below, item, wait_for_counts, wait_for_event};
+use common::{
+    Device, PATIENCE, files_below, item, set_photo_of_todo_1, wait_for_counts, wait_for_event,
+};
 
 fn photo(seed: u64, len: u64) -> SaveFile {
     SaveFile::new(patterned_stream(seed, len))
@@ -477,15 +479,7 @@ async fn saving_an_id_that_exists_is_refused_and_keeps_the_first_file() {
         .unwrap_err();
     assert_eq!(again.kind(), ErrorKind::AlreadyExists, "{again}");
     let with_hook = queue
-        .save_file_with_hook(photo(3, 3000).id(id.clone()), |connection, attachment| {
-            Box::pin(async move {
-                sqlx::query("UPDATE todos SET photo_id = ? WHERE id = 1")
-                    .bind(attachment.id.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-                Ok(())
-            })
-        })
+        .save_file_with_hook(photo(3, 3000).id(id.clone()), set_photo_of_todo_1)
         .await
         .unwrap_err();
     assert_eq!(with_hook.kind(), ErrorKind::AlreadyExists, "{with_hook}");
@@ -534,15 +528,7 @@ async fn a_failing_update_hook_leaves_neither_row_nor_file() {
 
     // and a good hook commits both
     let saved = queue
-        .save_file_with_hook(photo(2, 1000), |connection, attachment| {
-            Box::pin(async move {
-                sqlx::query("UPDATE todos SET photo_id = ? WHERE id = 1")
-                    .bind(attachment.id.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-                Ok(())
-            })
-        })
+        .save_file_with_hook(photo(2, 1000), set_photo_of_todo_1)
         .await
         .unwrap();
     assert_eq!(device.photo_of(1).await.as_deref(), Some(saved.id.as_str()));

@@ -17,6 +17,20 @@ use attachments_testkit::FaultyRemoteStorage;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
+/// An update hook, as an app would write one: todo 1's photo becomes the saved attachment.
+pub fn set_photo_of_todo_1(
+    connection: &mut sqlx::SqliteConnection,
+    attachment: attachments::Attachment,
+) -> futures_util::future::BoxFuture<'_, Result<(), attachments::BoxError>> {
+    Box::pin(async move {
+        sqlx::query("UPDATE todos SET photo_id = ? WHERE id = 1")
+            .bind(attachment.id.as_str())
+            .execute(&mut *connection)
+            .await?;
+        Ok(())
+    })
+}
+
 /// Everything stops waiting after this long: a bound that turns a hang into a failure.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
