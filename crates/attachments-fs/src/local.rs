@@ -402,6 +402,12 @@ fn write_all_at(file: &std::fs::File, mut bytes: &[u8], mut offset: u64) -> io::
     Ok(())
 }
 
+/// A file opened for reading: read whole when small, streamed when not.
+enum Opened {
+    Small(bytes::Bytes),
+    Large(std::fs::File),
+}
+
 /// Removes a temporary file when a write does not finish (error, panic or a dropped future).
 struct TempFile {
     path: PathBuf,
@@ -436,9 +442,9 @@ impl LocalStorage for FsLocalStorage {
     async fn read(&self, path: &str) -> Result<ByteStream> {
         let full = self.resolve(path)?;
         let (root, name) = (self.root.clone(), path.to_owned());
-        let file = blocking(move || {
+        let opened = blocking(move || {
             confine(&root, &name, &full)?;
-            let file = std::fs::File::open(&full)
+            let mut file = std::fs::File::open(&full)
                 .map_err(|e| Error::from_io(e, format!("opening {name:?}")))?;
             let metadata = file
                 .metadata()
@@ -446,11 +452,25 @@ impl LocalStorage for FsLocalStorage {
             if !metadata.is_file() {
                 return Err(Error::not_found(format!("{name:?} is not a file")));
             }
-            Ok(file)
+            if metadata.len() > READ_CHUNK as u64 {
+                return Ok(Opened::Large(file));
+            }
+            // a small file is read in this same trip to the blocking pool
+            let mut contents = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+            std::io::Read::read_to_end(&mut file, &mut contents)
+                .map_err(|e| Error::from_io(e, format!("reading {name:?}")))?;
+            Ok(Opened::Small(bytes::Bytes::from(contents)))
         })
         .await?;
-        let file = tokio::fs::File::from_std(file);
-        Ok(Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)))
+        Ok(match opened {
+            Opened::Small(contents) => {
+                Box::pin(futures_util::stream::iter([Ok::<_, io::Error>(contents)]))
+            }
+            Opened::Large(file) => Box::pin(ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                READ_CHUNK,
+            )),
+        })
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
