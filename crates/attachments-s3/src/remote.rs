@@ -25,6 +25,18 @@ use tracing::{debug, warn};
 use crate::config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, PayloadSigning, S3Config};
 use crate::error::classify;
 
+/// `request.customize()`, with payload signing turned off unless the storage signs payloads.
+/// The SDK offers the switch on each operation's own type, hence a macro.
+macro_rules! with_signing {
+    ($storage:expr, $request:expr) => {{
+        let request = $request.customize();
+        match $storage.payload_signing {
+            PayloadSigning::Unsigned => request.disable_payload_signing(),
+            PayloadSigning::Signed => request,
+        }
+    }};
+}
+
 /// Attachments as objects in an S3 bucket (Amazon S3, R2, MinIO, Garage, SeaweedFS, Ceph ...).
 ///
 /// The object key is the key prefix followed by the attachment's filename. Uploads stream
@@ -219,43 +231,35 @@ impl S3RemoteStorage {
         let body = StreamBody::new(SyncStream::new(data.fuse().map_ok(Frame::data)));
         let length = i64::try_from(size)
             .map_err(|_| Error::invalid_input(format!("size {size} is too large")))?;
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_length(length)
-            .set_content_type(attachment.media_type.clone())
-            .body(SdkByteStream::from_body_1_x(body))
-            .customize();
-        let request = match self.payload_signing {
-            PayloadSigning::Unsigned => request.disable_payload_signing(),
-            PayloadSigning::Signed => request,
-        };
-        request
-            .send()
-            .await
-            .map_err(|e| classify(e, format!("uploading {key}")))?;
+        with_signing!(
+            self,
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_length(length)
+                .set_content_type(attachment.media_type.clone())
+                .body(SdkByteStream::from_body_1_x(body))
+        )
+        .send()
+        .await
+        .map_err(|e| classify(e, format!("uploading {key}")))?;
         Ok(())
     }
 
     async fn put_buffered(&self, key: &str, attachment: &Attachment, bytes: Bytes) -> Result<()> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_content_type(attachment.media_type.clone())
-            .body(SdkByteStream::from(bytes))
-            .customize();
-        let request = match self.payload_signing {
-            PayloadSigning::Unsigned => request.disable_payload_signing(),
-            PayloadSigning::Signed => request,
-        };
-        request
-            .send()
-            .await
-            .map_err(|e| classify(e, format!("uploading {key}")))?;
+        with_signing!(
+            self,
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_content_type(attachment.media_type.clone())
+                .body(SdkByteStream::from(bytes))
+        )
+        .send()
+        .await
+        .map_err(|e| classify(e, format!("uploading {key}")))?;
         Ok(())
     }
 
@@ -366,23 +370,19 @@ impl S3RemoteStorage {
         number: i32,
         bytes: Bytes,
     ) -> Result<CompletedPart> {
-        let request = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .body(SdkByteStream::from(bytes))
-            .customize();
-        let request = match self.payload_signing {
-            PayloadSigning::Unsigned => request.disable_payload_signing(),
-            PayloadSigning::Signed => request,
-        };
-        let output = request
-            .send()
-            .await
-            .map_err(|e| classify(e, format!("uploading part {number} of {key}")))?;
+        let output = with_signing!(
+            self,
+            self.client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(SdkByteStream::from(bytes))
+        )
+        .send()
+        .await
+        .map_err(|e| classify(e, format!("uploading part {number} of {key}")))?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag().map(str::to_owned))
