@@ -283,19 +283,19 @@ impl<S: AttachmentStore> Shared<S> {
         let rows = self.store.list(Some(&AttachmentState::QUEUED)).await?;
         let now = now_ms();
         let downloads = self.download_attachments.load(Ordering::SeqCst);
-        let waiting_rows = rows
-            .iter()
-            .filter(|row| downloads || row.state != AttachmentState::QueuedDownload);
-        let next_due = waiting_rows
-            .filter_map(|row| row.next_attempt_at)
-            .filter(|at| *at > now)
-            .min()
-            .unwrap_or(i64::MAX);
-        self.next_due_ms.store(next_due, Ordering::SeqCst);
-        let due: Vec<(Attachment, SetEntry<'_, AttachmentId>)> = rows
+        // queued downloads wait while downloads are off
+        let (due, backed_off): (Vec<Attachment>, Vec<Attachment>) = rows
             .into_iter()
-            .filter(|row| row.next_attempt_at.is_none_or(|at| at <= now))
             .filter(|row| downloads || row.state != AttachmentState::QueuedDownload)
+            .partition(|row| row.next_attempt_at.is_none_or(|at| at <= now));
+        let next_due = backed_off
+            .iter()
+            .filter_map(|row| row.next_attempt_at)
+            .min();
+        self.next_due_ms
+            .store(next_due.unwrap_or(i64::MAX), Ordering::SeqCst);
+        let due: Vec<(Attachment, SetEntry<'_, AttachmentId>)> = due
+            .into_iter()
             .filter_map(|row| {
                 let claim = SetEntry::claim(&self.transferring, row.id.clone())?;
                 Some((row, claim))
