@@ -47,10 +47,15 @@ const COLUMNS: &str = "id, filename, local_uri, timestamp, size, media_type, sta
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use attachments_sqlite::SqliteStore;
-/// use attachments_core::AttachmentStore;
+/// use attachments_core::{Attachment, AttachmentId, AttachmentState, AttachmentStore};
 /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
 /// let store = SqliteStore::new(pool).await.unwrap();
 /// assert_eq!(store.count_by_state().await.unwrap().total(), 0);
+/// // written through the store's own connection, read through the pool: one database
+/// let id = AttachmentId::new("photo-1").unwrap();
+/// let row = Attachment::new(id.clone(), "photo-1.jpg", AttachmentState::QueuedUpload, 0);
+/// store.insert_with_hook(row, None).await.unwrap();
+/// assert_eq!(store.get(&id).await.unwrap().unwrap().version, 1);
 /// # });
 /// ```
 #[derive(Clone)]
