@@ -231,31 +231,32 @@ impl S3RemoteStorage {
         let body = StreamBody::new(SyncStream::new(data.fuse().map_ok(Frame::data)));
         let length = i64::try_from(size)
             .map_err(|_| Error::invalid_input(format!("size {size} is too large")))?;
-        with_signing!(
-            self,
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_length(length)
-                .set_content_type(attachment.media_type.clone())
-                .body(SdkByteStream::from_body_1_x(body))
-        )
-        .send()
-        .await
-        .map_err(|e| classify(e, format!("uploading {key}")))?;
-        Ok(())
+        let body = SdkByteStream::from_body_1_x(body);
+        self.put_object(key, attachment, body, Some(length)).await
     }
 
     async fn put_buffered(&self, key: &str, attachment: &Attachment, bytes: Bytes) -> Result<()> {
+        self.put_object(key, attachment, SdkByteStream::from(bytes), None)
+            .await
+    }
+
+    /// One `PutObject`; `length` is needed for a streamed body (the SDK knows a buffer's).
+    async fn put_object(
+        &self,
+        key: &str,
+        attachment: &Attachment,
+        body: SdkByteStream,
+        length: Option<i64>,
+    ) -> Result<()> {
         with_signing!(
             self,
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
+                .set_content_length(length)
                 .set_content_type(attachment.media_type.clone())
-                .body(SdkByteStream::from(bytes))
+                .body(body)
         )
         .send()
         .await
