@@ -41,6 +41,11 @@ pub enum ErrorKind {
     Config,
     /// The local database failed.
     Database,
+    /// The device ran out of space (`ENOSPC`, `EDQUOT`): retryable, since space can be freed.
+    StorageFull,
+    /// Another attachment queue holds the storage or database (another process, or a queue of
+    /// this process that was not closed): running two at once could lose files.
+    InUse,
     /// The application's update hook failed; its transaction was rolled back.
     Hook,
     /// The operation was cancelled by `stop_sync` or `close`.
@@ -64,6 +69,8 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt data",
             ErrorKind::Config => "configuration error",
             ErrorKind::Database => "database error",
+            ErrorKind::StorageFull => "storage full",
+            ErrorKind::InUse => "in use by another queue",
             ErrorKind::Hook => "update hook failed",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Closed => "queue closed",
@@ -73,7 +80,10 @@ impl ErrorKind {
 
     /// Whether errors of this kind are retryable unless an adapter says otherwise.
     fn retryable_by_default(self) -> bool {
-        matches!(self, ErrorKind::Unavailable | ErrorKind::TimedOut)
+        matches!(
+            self,
+            ErrorKind::Unavailable | ErrorKind::TimedOut | ErrorKind::StorageFull
+        )
     }
 }
 
@@ -105,7 +115,8 @@ pub struct Error {
 }
 
 impl Error {
-    /// A new error; retryable if the kind usually is (`Unavailable`, `TimedOut`).
+    /// A new error; retryable if the kind usually is (`Unavailable`, `TimedOut`,
+    /// `StorageFull`).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -158,7 +169,8 @@ impl Error {
     }
 
     /// Classify an I/O error: `NotFound`, `PermissionDenied`, `InvalidInput`, `TimedOut`,
-    /// connection failures as retryable `Unavailable`, the rest as `Other`.
+    /// a full disk or quota as retryable `StorageFull`, connection failures as retryable
+    /// `Unavailable`, the rest as `Other`.
     pub fn from_io(error: std::io::Error, message: impl Into<String>) -> Self {
         use std::io::ErrorKind as Io;
         let kind = match error.kind() {
@@ -167,6 +179,7 @@ impl Error {
             Io::InvalidInput | Io::InvalidFilename => ErrorKind::InvalidInput,
             Io::InvalidData | Io::UnexpectedEof => ErrorKind::Corrupt,
             Io::TimedOut => ErrorKind::TimedOut,
+            Io::StorageFull | Io::QuotaExceeded => ErrorKind::StorageFull,
             Io::ConnectionRefused
             | Io::ConnectionReset
             | Io::ConnectionAborted
@@ -189,6 +202,7 @@ impl Error {
             ErrorKind::TimedOut => Io::TimedOut,
             ErrorKind::Corrupt => Io::InvalidData,
             ErrorKind::Unavailable => Io::ConnectionReset,
+            ErrorKind::StorageFull => Io::StorageFull,
             _ => Io::Other,
         };
         std::io::Error::new(kind, self)
@@ -253,5 +267,15 @@ mod tests {
         let missing = Error::from(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert_eq!(missing.kind(), ErrorKind::NotFound);
         assert!(!missing.is_retryable());
+    }
+
+    #[test]
+    fn a_full_disk_or_quota_is_worth_retrying() {
+        // ENOSPC and EDQUOT: the app or the user can free space, so archiving would be wrong
+        for raw in [28, 122] {
+            let err = Error::from(std::io::Error::from_raw_os_error(raw));
+            assert_eq!(err.kind(), ErrorKind::StorageFull, "errno {raw}");
+            assert!(err.is_retryable(), "errno {raw}");
+        }
     }
 }

@@ -28,5 +28,7 @@ pub use queue::{
     WatchSource,
 };
 pub use secret::Secret;
-pub use storage::{ByteStream, LocalStorage, RemoteStorage, byte_stream_from, collect_bytes};
+pub use storage::{
+    ByteStream, ExclusiveLock, LocalStorage, RemoteStorage, byte_stream_from, collect_bytes,
+};
 pub use store::{AttachmentStore, Decide, RowChange, StateCounts, UpdateHook, already_exists};

@@ -100,15 +100,117 @@ pub trait LocalStorage: Send + Sync + 'static {
     /// `InvalidInput` for a hostile path.
     async fn exists(&self, path: &str) -> Result<bool>;
 
-    /// Every stored file's path (not temporary files), in no particular order.
+    /// Every stored file's path (not temporary or staged files), in no particular order.
     async fn list(&self) -> Result<Vec<String>>;
 
     /// Remove temporary files left behind by an earlier process that crashed mid-write, and
     /// return how many were removed.
     ///
     /// # Behavior
-    /// Never removes the temporary file of a write still in progress in this process.
+    /// Never removes the temporary file of a write still in progress in this process, nor a
+    /// staged file, nor anything outside the storage's own temporary area.
     async fn remove_temp_files(&self) -> Result<u64>;
+
+    /// Store `data` in the storage's staging area under the name `path`: complete and durable
+    /// when this returns, but not visible at `path` (and not in `list`) until
+    /// [`promote_staged`](LocalStorage::promote_staged). The queue saves a file this way and
+    /// promotes it only after its row committed, so after a crash every file of an unfinished
+    /// save is in the staging area, where start-up finds it without judging the app's files.
+    ///
+    /// # Behavior
+    /// Atomic like `write`; replaces an earlier staged file of the same name.
+    ///
+    /// The default writes straight to `path` (a storage without a staging area); its
+    /// `promote_staged` then has nothing to do.
+    ///
+    /// # Errors
+    /// As `write`.
+    async fn write_staged(&self, path: &str, data: ByteStream) -> Result<u64> {
+        self.write(path, data).await
+    }
+
+    /// Move the staged file `path` to `path`, replacing any file there; durable when this
+    /// returns.
+    ///
+    /// # Errors
+    /// `NotFound` when nothing is staged under that name; `InvalidInput` for a hostile path.
+    async fn promote_staged(&self, path: &str) -> Result<()> {
+        let _ = path;
+        Ok(())
+    }
+
+    /// Move the file at `path` into the staging area (the reverse of `promote_staged`), so it
+    /// can be removed after its row is gone, or put back if the row stays. Returns whether
+    /// there was a file to move.
+    ///
+    /// The default moves nothing and returns whether the file exists; `discard_staged` then
+    /// deletes it at `path`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a hostile path.
+    async fn stage_existing(&self, path: &str) -> Result<bool> {
+        self.exists(path).await
+    }
+
+    /// Remove the staged file `path`. Removing a missing one is `Ok`.
+    ///
+    /// The default deletes the file at `path` (see `write_staged`).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a hostile path.
+    async fn discard_staged(&self, path: &str) -> Result<()> {
+        self.delete(path).await
+    }
+
+    /// Stream a staged file (start-up checks its checksum before promoting it).
+    ///
+    /// # Errors
+    /// `NotFound` when nothing is staged under that name.
+    async fn read_staged(&self, path: &str) -> Result<ByteStream> {
+        self.read(path).await
+    }
+
+    /// The names of every staged file, in no particular order. The default has none.
+    async fn list_staged(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// Take this storage for one queue: a second queue on the same files (in this process
+    /// or another) must be refused, since its start-up would remove the first one's staged
+    /// and temporary files. The queue holds the returned lock until it is closed or dropped.
+    ///
+    /// The default takes no lock (`Ok(None)`): a storage that cannot be shared needs none.
+    ///
+    /// # Errors
+    /// `InUse` while another holder has the lock; I/O errors taking it.
+    fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
+        Ok(None)
+    }
+}
+
+/// A lock a storage or store hands to the queue that uses it; released when dropped.
+///
+/// ```
+/// let lock = attachments_core::ExclusiveLock::new(std::fs::File::open("/dev/null").unwrap());
+/// drop(lock); // released
+/// ```
+pub struct ExclusiveLock {
+    _held: Box<dyn Send + Sync + 'static>,
+}
+
+impl ExclusiveLock {
+    /// A lock held for as long as `held` lives (for example a locked `std::fs::File`).
+    pub fn new(held: impl Send + Sync + 'static) -> Self {
+        ExclusiveLock {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl std::fmt::Debug for ExclusiveLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExclusiveLock")
+    }
 }
 
 /// Where attachment contents are shared between devices: S3, Supabase Storage, a directory.
@@ -168,6 +270,27 @@ impl<T: LocalStorage + ?Sized> LocalStorage for std::sync::Arc<T> {
     }
     async fn remove_temp_files(&self) -> Result<u64> {
         (**self).remove_temp_files().await
+    }
+    async fn write_staged(&self, path: &str, data: ByteStream) -> Result<u64> {
+        (**self).write_staged(path, data).await
+    }
+    async fn promote_staged(&self, path: &str) -> Result<()> {
+        (**self).promote_staged(path).await
+    }
+    async fn stage_existing(&self, path: &str) -> Result<bool> {
+        (**self).stage_existing(path).await
+    }
+    async fn discard_staged(&self, path: &str) -> Result<()> {
+        (**self).discard_staged(path).await
+    }
+    async fn read_staged(&self, path: &str) -> Result<ByteStream> {
+        (**self).read_staged(path).await
+    }
+    async fn list_staged(&self) -> Result<Vec<String>> {
+        (**self).list_staged().await
+    }
+    fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
+        (**self).lock_exclusive()
     }
 }
 

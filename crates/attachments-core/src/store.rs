@@ -18,11 +18,11 @@ pub type UpdateHook<C> =
 /// applies; runs inside the store's transaction.
 pub type Decide = Box<dyn FnOnce(Option<Attachment>) -> Result<RowChange> + Send + 'static>;
 
-/// One write to the table. Every applied change bumps the row's `version`; the row's other
-/// fields are written as given.
+/// One write to the table. Every applied change gives the row a new `version` (see
+/// [`AttachmentStore`]); the row's other fields are written as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowChange {
-    /// Insert the row unless one with its id exists.
+    /// Insert the row unless a row with its id, or another row with its `filename`, exists.
     Insert(Attachment),
     /// Replace the row if its version is still `expected_version`.
     Update {
@@ -133,9 +133,13 @@ impl StateCounts {
 /// The attachment table.
 ///
 /// # Contract
-/// Every write bumps `version` by one (a new row starts at 1). `Update` and `Delete` apply only
-/// while the stored version equals `expected_version`; otherwise they change nothing and report
-/// `false`. A row that cannot be read (an unknown state code, an invalid id) is an
+/// Every write gives the row a new `version`, greater than every version the store has given
+/// any row before, so a version never repeats for an id across its lives (deleted and saved
+/// again, cleared, evicted): a transfer of an earlier life can never pass the compare-and-set
+/// of a later one. `Update` and `Delete` apply only while the stored version equals
+/// `expected_version`; otherwise they change nothing and report `false`. Two rows never share
+/// a `filename`: an insert that would is not applied (`apply`) or refused with
+/// `AlreadyExists` (`insert_with_hook`). A row that cannot be read (an unknown state code, an invalid id) is an
 /// `InvalidInput` error from `get` and is left out (with a logged warning) by `list`, so one
 /// bad row never stops the sync of the others; `count_by_state` leaves out unknown states.
 ///
@@ -173,11 +177,45 @@ pub trait AttachmentStore: Send + Sync + 'static {
     /// Every row, or only those in `states`, oldest `timestamp` first.
     async fn list(&self, states: Option<&[AttachmentState]>) -> Result<Vec<Attachment>>;
 
+    /// The queued rows that are due at `now_ms` (no `next_attempt_at`, or one at or before
+    /// it), oldest `timestamp` first, at most `limit`; `QueuedDownload` rows only when
+    /// `downloads` is true. A pass reads only these, so rows waiting out a backoff cost nothing.
+    /// The default filters `list`; a store should answer from an index.
+    async fn list_due(
+        &self,
+        now_ms: i64,
+        downloads: bool,
+        limit: usize,
+    ) -> Result<Vec<Attachment>> {
+        let mut due: Vec<Attachment> = self
+            .list(Some(&AttachmentState::QUEUED))
+            .await?
+            .into_iter()
+            .filter(|row| downloads || row.state != AttachmentState::QueuedDownload)
+            .filter(|row| row.next_attempt_at.is_none_or(|at| at <= now_ms))
+            .collect();
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    /// The earliest `next_attempt_at` of a queued row (`QueuedDownload` only when `downloads`
+    /// is true), so the worker knows when to wake without listing the table.
+    async fn next_attempt_at(&self, downloads: bool) -> Result<Option<i64>> {
+        Ok(self
+            .list(Some(&AttachmentState::QUEUED))
+            .await?
+            .iter()
+            .filter(|row| downloads || row.state != AttachmentState::QueuedDownload)
+            .filter_map(|row| row.next_attempt_at)
+            .min())
+    }
+
     /// Apply `changes` in one transaction; report for each whether it applied.
     async fn apply(&self, changes: Vec<RowChange>) -> Result<Vec<bool>>;
 
     /// In one write transaction: read the row `id`, let `decide` compute the change from it,
-    /// apply the change, then run `hook`. Returns the applied change.
+    /// apply the change, then run `hook`. Returns the applied change, its row (if any)
+    /// carrying the version the store wrote.
     ///
     /// # Errors
     /// `decide`'s error, or a `Hook` error when the hook fails; either way everything is rolled
@@ -189,24 +227,31 @@ pub trait AttachmentStore: Send + Sync + 'static {
         hook: Option<UpdateHook<Self::Connection>>,
     ) -> Result<RowChange>;
 
-    /// Insert `row` as a new row (version 1), then run `hook`, in one write transaction: what
-    /// `save_file` does. The default runs [`AttachmentStore::apply_with_hook`]; a store may do
-    /// it in fewer round trips (SQLite, with no hook: one statement).
+    /// Insert `row` as a new row, then run `hook`, in one write transaction: what `save_file`
+    /// does. Returns the row as written (with its version). The default runs
+    /// [`AttachmentStore::apply_with_hook`]; a store may do it in fewer round trips (SQLite,
+    /// with no hook: one statement).
     ///
     /// # Errors
-    /// `AlreadyExists` when a row with that id exists; a `Hook` error when the hook fails. On
-    /// any error the table is unchanged.
+    /// `AlreadyExists` when a row with that id, or another row with that `filename`, exists;
+    /// a `Hook` error when the hook fails. On any error the table is unchanged.
     async fn insert_with_hook(
         &self,
         row: Attachment,
         hook: Option<UpdateHook<Self::Connection>>,
-    ) -> Result<()> {
+    ) -> Result<Attachment> {
         let id = row.id.clone();
         let decide: Decide = Box::new(move |existing| match existing {
             None => Ok(RowChange::Insert(row)),
             Some(existing) => Err(already_exists(&existing.id)),
         });
-        self.apply_with_hook(&id, decide, hook).await.map(|_| ())
+        match self.apply_with_hook(&id, decide, hook).await? {
+            RowChange::Insert(written) | RowChange::Update { row: written, .. } => Ok(written),
+            RowChange::Delete { .. } => Err(Error::new(
+                ErrorKind::Database,
+                format!("the store answered an insert of {id} with a delete"),
+            )),
+        }
     }
 
     /// How many rows are in each state.
@@ -214,4 +259,16 @@ pub trait AttachmentStore: Send + Sync + 'static {
 
     /// Remove every row; return how many.
     async fn clear(&self) -> Result<u64>;
+
+    /// Take this table for one queue: a second queue on the same table (in this process or
+    /// another) must be refused, since both would transfer and repair the same rows. The
+    /// queue holds the lock until it is closed or dropped.
+    ///
+    /// The default takes no lock (`Ok(None)`).
+    ///
+    /// # Errors
+    /// `InUse` while another holder has the lock.
+    fn lock_exclusive(&self) -> Result<Option<crate::storage::ExclusiveLock>> {
+        Ok(None)
+    }
 }

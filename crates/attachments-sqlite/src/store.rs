@@ -484,13 +484,15 @@ impl AttachmentStore for SqliteStore {
         &self,
         row: Attachment,
         hook: Option<UpdateHook<SqliteConnection>>,
-    ) -> Result<()> {
+    ) -> Result<Attachment> {
+        let mut written = row.clone();
+        written.version = 1;
         let change = RowChange::Insert(row);
         let mut writer = self.writer.lock().await;
         let Some(hook) = hook else {
             // one INSERT .. ON CONFLICT DO NOTHING: a single round trip, atomic on its own
             return match Self::apply_one(&mut writer, &self.sql, &change).await? {
-                true => Ok(()),
+                true => Ok(written),
                 false => Err(already_exists(change.id())),
             };
         };
@@ -500,7 +502,8 @@ impl AttachmentStore for SqliteStore {
             return Err(already_exists(&id));
         }
         run_hook(&mut tx, &id, hook).await?;
-        commit(tx, &format!("committing attachment {id}")).await
+        commit(tx, &format!("committing attachment {id}")).await?;
+        Ok(written)
     }
 
     async fn count_by_state(&self) -> Result<StateCounts> {

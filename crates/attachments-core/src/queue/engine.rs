@@ -624,9 +624,7 @@ impl<S: AttachmentStore> Shared<S> {
         );
         let hook = hook.map(|bind| bind(row.clone()));
         match self.store.insert_with_hook(row.clone(), hook).await {
-            Ok(()) => {
-                let mut saved = row;
-                saved.version = 1;
+            Ok(saved) => {
                 self.emit_change(None, &RowChange::Insert(saved.clone()));
                 info!(%id, size, "attachment saved");
                 self.trigger.notify_one();
