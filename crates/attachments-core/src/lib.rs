@@ -17,8 +17,8 @@ pub use chunks::ChunkedReader;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use model::{
     Attachment, AttachmentId, AttachmentState, MAX_EXTENSION_LEN, MAX_ID_LEN,
-    MAX_PATH_COMPONENT_LEN, MAX_PATH_LEN, WatchedAttachmentItem, default_filename,
-    validate_extension, validate_relative_path,
+    MAX_PATH_COMPONENT_LEN, MAX_PATH_LEN, ReferencedAttachments, WatchedAttachmentItem,
+    default_filename, validate_extension, validate_relative_path,
 };
 pub use policy::{
     AttachmentErrorHandler, DefaultErrorHandler, ErrorAction, Operation, RetryPolicy,

@@ -287,6 +287,40 @@ impl WatchedAttachmentItem {
     }
 }
 
+/// One reading of the attachments the app references: what a watched query emits.
+///
+/// `read_at` is when the reading began (before the query ran). The queue uses it to order
+/// readings against its own deletes: a reading that began before a delete committed still
+/// holds the deleted id and must not bring it back, while one that began after may (the app
+/// reused the id).
+///
+/// ```
+/// use attachments_core::{AttachmentId, ReferencedAttachments, WatchedAttachmentItem};
+/// let reading = ReferencedAttachments::read_now(vec![
+///     WatchedAttachmentItem::new(AttachmentId::new("a1").unwrap()),
+/// ]);
+/// assert_eq!(reading.items.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferencedAttachments {
+    /// Every referenced attachment, each once.
+    pub items: Vec<WatchedAttachmentItem>,
+    /// When the reading began.
+    pub read_at: std::time::Instant,
+}
+
+impl ReferencedAttachments {
+    /// A reading that began at `read_at`.
+    pub fn new(items: Vec<WatchedAttachmentItem>, read_at: std::time::Instant) -> Self {
+        ReferencedAttachments { items, read_at }
+    }
+
+    /// A reading taken now: for items the app knows to be current.
+    pub fn read_now(items: Vec<WatchedAttachmentItem>) -> Self {
+        ReferencedAttachments::new(items, std::time::Instant::now())
+    }
+}
+
 /// `{id}.{extension}`, or `{id}` without an extension; the extension is validated.
 pub fn default_filename(id: &AttachmentId, extension: Option<&str>) -> Result<String> {
     match extension.map(|e| e.trim_start_matches('.')) {

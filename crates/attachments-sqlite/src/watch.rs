@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use attachments_core::{AttachmentId, Result, WatchedAttachmentItem};
+use attachments_core::{AttachmentId, ReferencedAttachments, Result, WatchedAttachmentItem};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Row};
@@ -53,7 +53,7 @@ impl Default for WatchOptions {
 pub fn watch_referenced_attachments(
     pool: SqlitePool,
     query: impl Into<String>,
-) -> BoxStream<'static, Result<Vec<WatchedAttachmentItem>>> {
+) -> BoxStream<'static, Result<ReferencedAttachments>> {
     watch_referenced_attachments_with(pool, query, WatchOptions::default())
 }
 
@@ -62,7 +62,7 @@ pub fn watch_referenced_attachments_with(
     pool: SqlitePool,
     query: impl Into<String>,
     options: WatchOptions,
-) -> BoxStream<'static, Result<Vec<WatchedAttachmentItem>>> {
+) -> BoxStream<'static, Result<ReferencedAttachments>> {
     let watcher = Watcher {
         pool,
         query: query.into(),
@@ -93,7 +93,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn next_change(&mut self) -> Result<Vec<WatchedAttachmentItem>> {
+    async fn next_change(&mut self) -> Result<ReferencedAttachments> {
         loop {
             if self.wait_first {
                 tokio::time::sleep(self.options.poll_interval).await;
@@ -113,7 +113,9 @@ impl Watcher {
     }
 
     /// The new result, if the database changed and the result with it.
-    async fn check(&mut self) -> Result<Option<Vec<WatchedAttachmentItem>>> {
+    async fn check(&mut self) -> Result<Option<ReferencedAttachments>> {
+        // before anything is read: the reading began no later than this
+        let read_at = std::time::Instant::now();
         let connection = match &mut self.connection {
             Some(connection) => connection,
             slot => slot.insert(
@@ -143,7 +145,7 @@ impl Watcher {
             return Ok(None);
         }
         self.last_emitted = Some(items.clone());
-        Ok(Some(items))
+        Ok(Some(ReferencedAttachments::new(items, read_at)))
     }
 }
 

@@ -252,14 +252,15 @@ async fn watched_query_emits_on_change_and_never_repeats() {
         "SELECT photo_id AS id, 'jpg' AS file_extension FROM todos",
         options,
     );
-    let ids = |items: Vec<attachments_core::WatchedAttachmentItem>| {
-        items
+    let ids = |reading: attachments_core::ReferencedAttachments| {
+        reading
+            .items
             .into_iter()
             .map(|i| i.id.to_string())
             .collect::<Vec<_>>()
     };
     let first = watch.next().await.unwrap().unwrap();
-    assert_eq!(first[0].file_extension.as_deref(), Some("jpg"));
+    assert_eq!(first.items[0].file_extension.as_deref(), Some("jpg"));
     assert_eq!(ids(first), ["b"], "NULL and invalid ids are skipped");
 
     // a change that does not alter the result emits nothing; the next real change does

@@ -6,9 +6,9 @@ pub use attachments_core::{
     Attachment, AttachmentErrorHandler, AttachmentEvent, AttachmentId, AttachmentQueue,
     AttachmentQueueBuilder, AttachmentState, AttachmentStore, BoxError, ByteStream, Bytes,
     DefaultErrorHandler, Error, ErrorAction, ErrorKind, LocalStorage, Operation, PassSummary,
-    QueueConfig, RemoteStorage, Result, RetryPolicy, RowChange, SaveFile, Secret, StateCounts,
-    UpdateHook, WatchSource, WatchedAttachmentItem, async_trait, byte_stream_from, collect_bytes,
-    validate_relative_path,
+    QueueConfig, ReferencedAttachments, RemoteStorage, Result, RetryPolicy, RowChange, SaveFile,
+    Secret, StateCounts, UpdateHook, WatchSource, WatchedAttachmentItem, async_trait,
+    byte_stream_from, collect_bytes, validate_relative_path,
 };
 
 /// The pure state machine, for those who want to reason about transitions.

@@ -157,7 +157,7 @@ impl<S: AttachmentStore> Shared<S> {
         self: Arc<Self>,
         mut stream: futures_util::stream::BoxStream<
             'static,
-            Result<Vec<crate::model::WatchedAttachmentItem>>,
+            Result<crate::model::ReferencedAttachments>,
         >,
         cancel: CancellationToken,
     ) {
@@ -167,9 +167,12 @@ impl<S: AttachmentStore> Shared<S> {
                 next = stream.next() => next,
             };
             match next {
-                Some(Ok(items)) => {
-                    debug!(referenced = items.len(), "watched attachments changed");
-                    self.set_latest_items(items);
+                Some(Ok(reading)) => {
+                    debug!(
+                        referenced = reading.items.len(),
+                        "watched attachments changed"
+                    );
+                    self.set_latest_items(reading.items);
                     self.trigger.notify_one();
                 }
                 Some(Err(error)) => {

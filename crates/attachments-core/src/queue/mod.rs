@@ -18,16 +18,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{BoxError, Error, Result};
-use crate::model::{Attachment, AttachmentId, WatchedAttachmentItem};
+use crate::model::{Attachment, AttachmentId, ReferencedAttachments, WatchedAttachmentItem};
 use crate::policy::{AttachmentErrorHandler, DefaultErrorHandler, RetryPolicy};
 use crate::storage::{ByteStream, LocalStorage, RemoteStorage};
 use crate::store::{AttachmentStore, StateCounts, UpdateHook};
 
 pub use events::{AttachmentEvent, PassSummary};
 
-/// Produces a fresh stream of the attachments the app references, each time sync starts.
+/// Produces a fresh stream of readings of the attachments the app references, each time sync
+/// starts.
 pub type WatchSource =
-    Arc<dyn Fn() -> BoxStream<'static, Result<Vec<WatchedAttachmentItem>>> + Send + Sync>;
+    Arc<dyn Fn() -> BoxStream<'static, Result<ReferencedAttachments>> + Send + Sync>;
 
 /// Settings of a queue; every field has the default a mobile app wants.
 #[derive(Debug, Clone)]
@@ -200,7 +201,7 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
     /// return a stream that emits the full set of referenced items, now and after every change.
     pub fn watch_attachments<F>(mut self, source: F) -> Self
     where
-        F: Fn() -> BoxStream<'static, Result<Vec<WatchedAttachmentItem>>> + Send + Sync + 'static,
+        F: Fn() -> BoxStream<'static, Result<ReferencedAttachments>> + Send + Sync + 'static,
     {
         self.watch_source = Some(Arc::new(source));
         self
