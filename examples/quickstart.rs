@@ -47,7 +47,7 @@ impl Device {
         .sync_interval(Duration::from_secs(5))
         .sync_throttle(Duration::from_millis(50))
         .watch_attachments(move || watch_referenced_attachments(watch_pool.clone(), REFERENCED))
-        .build();
+        .build()?;
         queue.start_sync().await?;
         Ok(Device { name, pool, queue })
     }

@@ -38,7 +38,7 @@ async fn main() -> Result<(), BoxError> {
     };
 
     let (store, local) = open("phone").await?;
-    let phone = SqliteAttachmentQueue::builder(store, local, remote.clone()).build();
+    let phone = SqliteAttachmentQueue::builder(store, local, remote.clone()).build()?;
     let photo = phone
         .save_file(
             SaveFile::new(byte_stream_from(vec![
@@ -55,7 +55,7 @@ async fn main() -> Result<(), BoxError> {
     );
 
     let (store, local) = open("laptop").await?;
-    let laptop = SqliteAttachmentQueue::builder(store, local, remote.clone()).build();
+    let laptop = SqliteAttachmentQueue::builder(store, local, remote.clone()).build()?;
     laptop
         .set_referenced(vec![
             WatchedAttachmentItem::new(photo.id.clone()).with_file_extension("jpg"),

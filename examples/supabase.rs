@@ -62,7 +62,7 @@ async fn main() -> Result<(), BoxError> {
             FsLocalStorage::new(path.join("files"))?,
             remote.clone(),
         )
-        .build();
+        .build()?;
         queues.push(queue);
     }
     let (phone, laptop) = (&queues[0], &queues[1]);

@@ -6,6 +6,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::model::AttachmentId;
+use crate::policy::Operation;
+
 /// Shorthand for `Result<T, attachments_core::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -110,6 +113,8 @@ pub struct Error {
     kind: ErrorKind,
     retryable: bool,
     message: String,
+    operation: Option<Operation>,
+    attachment: Option<AttachmentId>,
     #[source]
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -122,6 +127,8 @@ impl Error {
             kind,
             retryable: kind.retryable_by_default(),
             message: message.into(),
+            operation: None,
+            attachment: None,
             source: None,
         }
     }
@@ -151,6 +158,37 @@ impl Error {
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
         self
+    }
+
+    /// Say which transfer failed (the queue adds this to every transfer error).
+    pub fn with_operation(mut self, operation: Operation) -> Self {
+        self.operation = Some(operation);
+        self
+    }
+
+    /// Say which attachment the error concerns.
+    ///
+    /// ```
+    /// use attachments_core::{AttachmentId, Error, Operation};
+    /// let id = AttachmentId::new("photo-1").unwrap();
+    /// let error = Error::not_found("no object").with_operation(Operation::Download).with_attachment(&id);
+    /// assert_eq!(error.attachment(), Some(&id));
+    /// assert_eq!(error.operation(), Some(Operation::Download));
+    /// assert_eq!(error.to_string(), "not found (download of attachment photo-1): no object");
+    /// ```
+    pub fn with_attachment(mut self, id: &AttachmentId) -> Self {
+        self.attachment = Some(id.clone());
+        self
+    }
+
+    /// The transfer that failed, when the error came from one.
+    pub fn operation(&self) -> Option<Operation> {
+        self.operation
+    }
+
+    /// The attachment concerned, when known.
+    pub fn attachment(&self) -> Option<&AttachmentId> {
+        self.attachment.as_ref()
     }
 
     /// What kind of failure this is.
@@ -212,6 +250,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.kind)?;
+        match (&self.operation, &self.attachment) {
+            (Some(operation), Some(id)) => write!(f, " ({operation} of attachment {id})")?,
+            (None, Some(id)) => write!(f, " (attachment {id})")?,
+            (Some(operation), None) => write!(f, " ({operation})")?,
+            (None, None) => {}
+        }
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
@@ -228,6 +272,8 @@ impl fmt::Debug for Error {
             .field("kind", &self.kind)
             .field("retryable", &self.retryable)
             .field("message", &self.message)
+            .field("operation", &self.operation)
+            .field("attachment", &self.attachment)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))
             .finish()
     }

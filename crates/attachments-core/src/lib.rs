@@ -7,7 +7,7 @@ mod model;
 mod policy;
 mod queue;
 mod secret;
-pub mod state_machine;
+mod state_machine;
 mod storage;
 mod store;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::model::Attachment;
 
 /// Which transfer an attachment is waiting for.
@@ -67,18 +67,60 @@ pub trait AttachmentErrorHandler: Send + Sync + 'static {
     ) -> ErrorAction;
 }
 
-/// The default handler: retry what is retryable, archive the rest.
+/// The default handler: retry what is retryable, and a download that finds no object (in a
+/// synced app, usually one its author's device has not uploaded yet); archive the rest.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use attachments_core::*;
+/// let row = Attachment::new(AttachmentId::new("a").unwrap(), "a.jpg", AttachmentState::QueuedDownload, 0);
+/// let not_uploaded_yet = Error::not_found("no such object");
+/// let action = DefaultErrorHandler.on_error(&row, Operation::Download, &not_uploaded_yet).await;
+/// assert_eq!(action, ErrorAction::Retry);
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultErrorHandler;
 
 #[async_trait]
 impl AttachmentErrorHandler for DefaultErrorHandler {
-    async fn on_error(&self, _: &Attachment, _: Operation, error: &Error) -> ErrorAction {
-        if error.is_retryable() {
+    async fn on_error(&self, _: &Attachment, operation: Operation, error: &Error) -> ErrorAction {
+        let not_uploaded_yet =
+            operation == Operation::Download && error.kind() == ErrorKind::NotFound;
+        if error.is_retryable() || not_uploaded_yet {
             ErrorAction::Retry
         } else {
             ErrorAction::Archive
         }
+    }
+}
+
+/// A closure is a handler too:
+///
+/// ```
+/// use attachments_core::{AttachmentErrorHandler, ErrorAction, Operation};
+/// fn takes(_: impl AttachmentErrorHandler) {}
+/// // never give up on uploads; otherwise retry what is retryable
+/// takes(|_: &attachments_core::Attachment, operation: Operation, error: &attachments_core::Error| {
+///     if operation == Operation::Upload || error.is_retryable() {
+///         ErrorAction::Retry
+///     } else {
+///         ErrorAction::Archive
+///     }
+/// });
+/// ```
+#[async_trait]
+impl<F> AttachmentErrorHandler for F
+where
+    F: Fn(&Attachment, Operation, &Error) -> ErrorAction + Send + Sync + 'static,
+{
+    async fn on_error(
+        &self,
+        attachment: &Attachment,
+        operation: Operation,
+        error: &Error,
+    ) -> ErrorAction {
+        self(attachment, operation, error)
     }
 }
 

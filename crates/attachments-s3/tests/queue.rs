@@ -31,6 +31,7 @@ async fn device(dir: &Path, remote: S3RemoteStorage) -> Queue {
         remote,
     )
     .build()
+    .unwrap()
 }
 
 async fn scenarios(config: S3Config, dir: &Path) {

@@ -26,6 +26,7 @@ async fn device(dir: &Path, remote: SupabaseRemoteStorage) -> AttachmentQueue<Sq
         remote,
     )
     .build()
+    .unwrap()
 }
 
 #[tokio::test]

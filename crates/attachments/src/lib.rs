@@ -5,14 +5,12 @@
 pub use attachments_core::{
     Attachment, AttachmentErrorHandler, AttachmentEvent, AttachmentId, AttachmentQueue,
     AttachmentQueueBuilder, AttachmentState, AttachmentStore, BoxError, ByteStream, Bytes,
-    DefaultErrorHandler, Error, ErrorAction, ErrorKind, LocalStorage, Operation, PassSummary,
-    QueueConfig, ReferencedAttachments, RemoteStorage, Result, RetryPolicy, RowChange, SaveFile,
-    Secret, StateCounts, UpdateHook, WatchSource, WatchedAttachmentItem, async_trait,
-    byte_stream_from, collect_bytes, validate_relative_path,
+    ChunkedReader, Decide, DefaultErrorHandler, Error, ErrorAction, ErrorKind, ExclusiveLock,
+    LocalStorage, Operation, PassSummary, QueueConfig, ReferencedAttachments, RemoteStorage,
+    Result, RetryPolicy, RowChange, SaveFile, Secret, StateCounts, UpdateHook, WatchSource,
+    WatchedAttachmentItem, already_exists, async_trait, byte_stream_from, collect_bytes,
+    default_filename, validate_extension, validate_relative_path,
 };
-
-/// The pure state machine, for those who want to reason about transitions.
-pub use attachments_core::state_machine;
 
 /// The SQLite store (sqlx) and watched queries.
 #[cfg(feature = "sqlite")]
@@ -39,8 +37,8 @@ pub mod fs {
 pub mod s3 {
     #[doc(inline)]
     pub use attachments_s3::{
-        ChecksumMode, MIN_PART_SIZE, MultipartSettings, S3Config, S3Credentials, S3RemoteStorage,
-        Secret, aws_sdk_s3,
+        ChecksumMode, MIN_PART_SIZE, MultipartSettings, PayloadSigning, S3Config, S3Credentials,
+        S3RemoteStorage, Secret, aws_sdk_s3,
     };
 }
 

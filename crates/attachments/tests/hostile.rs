@@ -18,7 +18,7 @@ fn photo(seed: u64, len: u64) -> SaveFile {
 async fn corrupt_rows_do_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     for insert in [
         "INSERT INTO attachments_queue (id, filename, timestamp, state) VALUES ('bad-state', 'b.jpg', 0, 9)",
         "INSERT INTO attachments_queue (id, filename, timestamp, state) VALUES ('../evil', 'e.jpg', 0, 1)",
@@ -49,7 +49,7 @@ async fn a_local_uri_outside_the_root_is_never_followed() {
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
     let outside = dir.path().join("outside.txt");
     std::fs::write(&outside, b"not yours").unwrap();
-    let queue = device.builder().await.build(); // creates the table
+    let queue = device.builder().await.build().unwrap(); // creates the table
     sqlx::query(
         "INSERT INTO attachments_queue (id, filename, local_uri, timestamp, state, has_synced)
          VALUES ('planted', 'planted.txt', '../../outside.txt', 0, 1, 0)",
@@ -85,7 +85,7 @@ async fn truncated_and_oversized_downloads_are_refused() {
         max_backoff: Duration::ZERO,
         ..RetryPolicy::default()
     };
-    let queue = device.builder().await.retry(immediate.clone()).build();
+    let queue = device.builder().await.retry(immediate.clone()).build().unwrap();
     let saved = queue.save_file(photo(1, 10_000)).await.unwrap();
     queue.sync_now().await.unwrap();
     queue.close().await;
@@ -93,7 +93,7 @@ async fn truncated_and_oversized_downloads_are_refused() {
 
     // the local copy vanishes, and the remote answers with a cut or padded body
     std::fs::remove_file(device.local_dir().join(&saved.filename)).unwrap();
-    let restarted = device.builder().await.retry(immediate).build();
+    let restarted = device.builder().await.retry(immediate).build().unwrap();
     let mut events = restarted.subscribe();
     for bad in [
         good[..5_000].to_vec(),

@@ -27,7 +27,7 @@ fn photo(seed: u64, len: u64) -> SaveFile {
 async fn uploads_saved_files() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
 
     let saved = queue.save_file(photo(1, 300_000)).await.unwrap();
     assert_eq!(saved.state, AttachmentState::QueuedUpload);
@@ -47,7 +47,7 @@ async fn uploads_saved_files() {
 async fn stores_relative_paths() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(2, 10)).await.unwrap();
     let local_uri: String =
         sqlx::query_scalar("SELECT local_uri FROM attachments_queue WHERE id = ?")
@@ -70,12 +70,12 @@ async fn downloads_attachments_referenced_on_another_device() {
     let phone = Device::new(&dir.path().join("phone"), &remote_dir).await;
     let tablet = Device::new(&dir.path().join("tablet"), &remote_dir).await;
 
-    let phone_queue = phone.builder().await.build();
+    let phone_queue = phone.builder().await.build().unwrap();
     let saved = phone_queue.save_file(photo(3, 1 << 20)).await.unwrap();
     phone_queue.sync_now().await.unwrap();
 
     // the todo row reaches the tablet (through the app's own sync); its watcher sees it
-    let tablet_queue = tablet.watching_builder().await.build();
+    let tablet_queue = tablet.watching_builder().await.build().unwrap();
     tablet_queue.start_sync().await.unwrap();
     tablet.add_todo(1, Some(&saved.id)).await;
     wait_for_counts(&tablet_queue, "the download", |c| c.synced == 1).await;
@@ -92,7 +92,7 @@ async fn downloads_attachments_referenced_on_another_device() {
 async fn recovers_from_deleted_local_files() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(4, 5000)).await.unwrap();
     queue.sync_now().await.unwrap();
     queue.close().await;
@@ -100,7 +100,7 @@ async fn recovers_from_deleted_local_files() {
     // someone removes the local file while the app is not running
     std::fs::remove_file(device.local_dir().join(&saved.filename)).unwrap();
 
-    let restarted = device.builder().await.build();
+    let restarted = device.builder().await.build().unwrap();
     let summary = restarted.sync_now().await.unwrap();
     assert_eq!(
         summary.downloaded, 1,
@@ -116,7 +116,7 @@ async fn recovers_from_deleted_local_files() {
 async fn deletes_remote_local_and_row() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(5, 100)).await.unwrap();
     queue.sync_now().await.unwrap();
 
@@ -146,7 +146,7 @@ async fn deletes_remote_local_and_row() {
 async fn archived_attachments_are_served_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(6, 2000)).await.unwrap();
     queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
     queue.sync_now().await.unwrap();
@@ -187,7 +187,7 @@ async fn archived_attachments_are_served_from_the_cache() {
 async fn a_failed_download_is_archived_by_the_handler() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let mut events = queue.subscribe();
     let ghost = AttachmentId::new("ghost").unwrap();
     queue.set_referenced(vec![item(&ghost)]).await.unwrap();
@@ -234,7 +234,7 @@ async fn a_failed_download_is_archived_by_the_handler() {
 async fn stop_sync_interrupts_a_long_batch_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.max_concurrency(2).build();
+    let queue = device.builder().await.max_concurrency(2).build().unwrap();
     for seed in 0..10 {
         queue.save_file(photo(seed, 100)).await.unwrap();
     }
@@ -266,7 +266,7 @@ async fn stop_sync_interrupts_a_long_batch_within_a_second() {
 async fn save_file_is_not_blocked_by_a_pass_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     queue.save_file(photo(1, 100)).await.unwrap();
     device.remote.pause();
     let pass = tokio::spawn({
@@ -288,7 +288,7 @@ async fn save_file_is_not_blocked_by_a_pass_in_flight() {
 async fn outcomes_are_persisted_per_attachment_not_per_pass() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let slow = queue.save_file(photo(1, 100)).await.unwrap();
     let fast = queue.save_file(photo(2, 100)).await.unwrap();
     device
@@ -323,7 +323,7 @@ async fn outcomes_are_persisted_per_attachment_not_per_pass() {
 async fn a_delete_during_an_upload_is_never_lost() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(1, 50_000)).await.unwrap();
 
     device.remote.pause();
@@ -355,7 +355,7 @@ async fn a_delete_during_an_upload_is_never_lost() {
 async fn a_retryable_failure_backs_off_without_rewriting_the_row() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(1, 100)).await.unwrap();
     device.remote.fail_next(
         1000,
@@ -401,7 +401,7 @@ async fn a_stalled_transfer_times_out_as_retryable() {
         .builder()
         .await
         .transfer_timeout(Duration::from_millis(200))
-        .build();
+        .build().unwrap();
     let saved = queue.save_file(photo(1, 100)).await.unwrap();
     device.remote.hang_next(1);
     let summary = queue.sync_now().await.unwrap();
@@ -414,7 +414,7 @@ async fn a_stalled_transfer_times_out_as_retryable() {
 async fn expire_cache_returns_when_nothing_is_over_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.archived_cache_limit(5).build();
+    let queue = device.builder().await.archived_cache_limit(5).build().unwrap();
     let evicted = tokio::time::timeout(PATIENCE, queue.expire_cache())
         .await
         .unwrap()
@@ -435,7 +435,7 @@ async fn expire_cache_returns_when_nothing_is_over_the_limit() {
 async fn eviction_keeps_the_newest_by_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.archived_cache_limit(2).build();
+    let queue = device.builder().await.archived_cache_limit(2).build().unwrap();
     let mut ids = Vec::new();
     for seed in 0..4 {
         let saved = queue.save_file(photo(seed, 10)).await.unwrap();
@@ -466,7 +466,7 @@ async fn saving_an_id_that_exists_is_refused_and_keeps_the_first_file() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
     device.add_todo(1, None).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let id = AttachmentId::new("chosen-by-the-app").unwrap();
     let first = queue
         .save_file(photo(1, 1000).id(id.clone()))
@@ -503,7 +503,7 @@ async fn a_failing_update_hook_leaves_neither_row_nor_file() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
     device.add_todo(1, None).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
 
     let err = queue
         .save_file_with_hook(photo(1, 1000), |connection, attachment| {
@@ -555,7 +555,7 @@ async fn a_failing_update_hook_leaves_neither_row_nor_file() {
 async fn unreferencing_a_pending_upload_keeps_it_pending() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(1, 100)).await.unwrap();
     queue.set_referenced(vec![]).await.unwrap();
     assert_eq!(
@@ -579,7 +579,7 @@ async fn downloads_can_be_turned_off() {
         b"from elsewhere",
     )
     .unwrap();
-    let queue = device.builder().await.download_attachments(false).build();
+    let queue = device.builder().await.download_attachments(false).build().unwrap();
     let other = AttachmentId::new("other").unwrap();
 
     queue.set_referenced(vec![item(&other)]).await.unwrap();
@@ -603,7 +603,7 @@ async fn downloads_can_be_turned_off() {
 async fn clear_queue_removes_only_what_the_queue_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     queue.save_file(photo(1, 10)).await.unwrap();
     queue.save_file(photo(2, 10)).await.unwrap();
     std::fs::write(device.local_dir().join("not-ours.txt"), b"keep me").unwrap();
@@ -617,7 +617,7 @@ async fn clear_queue_removes_only_what_the_queue_wrote() {
 async fn close_makes_later_calls_fail_with_closed() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     queue.start_sync().await.unwrap();
     queue.close().await;
     let id = AttachmentId::new("x").unwrap();
@@ -657,7 +657,7 @@ async fn close_makes_later_calls_fail_with_closed() {
 async fn hostile_ids_and_filenames_are_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let mut events = queue.subscribe();
     let huge = "a".repeat(10_000);
     for hostile in ["../x", "/etc/passwd", "a\0b", huge.as_str(), "..", "a/b"] {
@@ -707,7 +707,7 @@ async fn hostile_ids_and_filenames_are_refused_and_nothing_is_written() {
 async fn a_restart_after_a_crash_cleans_up_and_carries_on() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let pending = queue.save_file(photo(1, 100)).await.unwrap();
     let synced = queue.save_file(photo(2, 100)).await.unwrap();
     // sync both, then put `pending` back in the state a crash before its upload leaves it in
@@ -727,7 +727,7 @@ async fn a_restart_after_a_crash_cleans_up_and_carries_on() {
     std::fs::write(device.local_dir().join("uncommitted.jpg"), b"orphan").unwrap();
     std::fs::remove_file(device.local_dir().join(&synced.filename)).unwrap();
 
-    let restarted = device.builder().await.build();
+    let restarted = device.builder().await.build().unwrap();
     let summary = restarted.sync_now().await.unwrap();
     assert_eq!((summary.uploaded, summary.downloaded), (1, 1));
     assert_eq!(restarted.status().await.unwrap().synced, 2);
@@ -749,7 +749,7 @@ async fn a_restart_after_a_crash_cleans_up_and_carries_on() {
 async fn progress_is_reported_in_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(1, 3 << 20)).await.unwrap();
     let mut events = queue.subscribe();
     queue.sync_now().await.unwrap();
@@ -782,7 +782,7 @@ async fn progress_is_reported_in_bytes() {
 async fn a_completed_delete_is_not_undone_by_references_seen_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(1, 100)).await.unwrap();
     queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
     queue.sync_now().await.unwrap();
@@ -813,7 +813,7 @@ async fn a_completed_delete_is_not_undone_by_references_seen_before_it() {
 async fn dropping_the_last_handle_stops_background_sync() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let mut events = queue.subscribe();
     queue.start_sync().await.unwrap();
     wait_for_event(&mut events, "the first pass", |e| {
@@ -847,7 +847,7 @@ async fn dropping_the_last_handle_stops_background_sync() {
 async fn a_late_emission_read_before_a_delete_does_not_bring_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let saved = queue.save_file(photo(1, 100)).await.unwrap();
     queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
     queue.sync_now().await.unwrap();
@@ -879,7 +879,7 @@ async fn each_emission_decides_as_if_it_read_the_whole_table() {
     // reconcile of the whole table decides.
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.build();
+    let queue = device.builder().await.build().unwrap();
     let a = queue.save_file(photo(1, 100)).await.unwrap().id;
     let b = queue.save_file(photo(2, 100)).await.unwrap().id;
     queue.sync_now().await.unwrap();

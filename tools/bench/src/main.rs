@@ -106,6 +106,7 @@ fn queue(
         .max_concurrency(concurrency)
         .sync_throttle(Duration::ZERO)
         .build()
+        .expect("a valid configuration, and no other queue on this database")
 }
 
 /// Wait until nothing is queued, as an app would: let the background worker run its passes,

@@ -129,7 +129,7 @@ async fn open(args: &Args) -> Result<(SqlitePool, SqliteAttachmentQueue), BoxErr
             },
         )
     })
-    .build();
+    .build()?;
     Ok((pool, queue))
 }
 

@@ -1,40 +1,65 @@
-//! Reconciling the table with the app's references, reading only the rows that can differ.
+//! The app's references, and reconciling the table with them, reading only the rows that can
+//! differ.
+//!
+//! References are a state, not a stream of events: a pass judges every row the queue wrote
+//! since the last reconcile (saves, deletes, transfer outcomes, repairs) against the latest
+//! reading, so a change the watcher never saw (saved and unreferenced between two readings)
+//! still ends where a full reconcile would put it.
 //!
 //! A full reconcile reads every row. After one, the queue keeps a baseline: the ids the last
-//! emission referenced, and the ids of rows the queue wrote since (saves, deletes, transfer
-//! outcomes, repairs: every write but the reconcile's own). The next emission can only change
-//! what the last one left in place for ids whose reference appeared or disappeared, or whose
-//! row was written since; every other row already holds what a full reconcile would decide, so
-//! the next reconcile reads and decides only those rows. One changed id on 100,000 rows reads
-//! a handful of rows instead of all of them.
+//! reading referenced, and the ids of rows the queue wrote since. The next reconcile can only
+//! change what the last one left in place for ids whose reference appeared or disappeared, or
+//! whose row was written since; every other row already holds what a full reconcile would
+//! decide. One changed id on 100,000 rows reads a handful of rows instead of all of them.
 //!
-//! The baseline assumes the queue is the only writer of its table, as it is for every app
-//! that goes through the queue. It is dropped (the next reconcile is full) after an error,
-//! `clear_queue`, a change of the download toggle, and when too many rows were written since
-//! the last reconcile for reading them one by one to pay off.
+//! The baseline assumes the queue is the only writer of its table (the store's exclusive lock
+//! makes it so). It is dropped (the next reconcile is full) after an error, `clear_queue`, a
+//! change of the download toggle, and when too many rows were written since the last
+//! reconcile for reading them one by one to pay off.
+//!
+//! Deletes are ordered against readings: a reading that began before a delete committed still
+//! names the deleted id and must not bring it back; one that began after it may (the app
+//! reused the id).
 
-use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tracing::{debug, warn};
 
-use super::Shared;
-use super::engine::now_ms;
+use super::engine::Engine;
 use crate::error::Result;
-use crate::model::{AttachmentId, AttachmentState, WatchedAttachmentItem};
+use crate::model::{AttachmentId, AttachmentState, ReferencedAttachments, WatchedAttachmentItem};
 use crate::state_machine::{ReconcileContext, reconcile_watched};
 use crate::store::AttachmentStore;
 
 /// Above this many rows to read, a reconcile reads the whole table instead.
 const MAX_ROWS_READ_BY_ID: usize = 10_000;
 
+/// The app's references and what the last reconcile left in place.
+pub(super) struct References {
+    /// The newest reading; an older one arriving late never replaces it.
+    latest: Mutex<Option<Arc<ReferencedAttachments>>>,
+    /// Whether a reading (or the download toggle) changed since the last reconcile.
+    changed: AtomicBool,
+    /// Whether referenced attachments are downloaded: the one place the toggle lives.
+    downloads: AtomicBool,
+    /// Ids deleted through this queue, with when the delete committed (`None`: not yet).
+    /// An entry is dropped once a reading that began after the commit arrives.
+    deleted: Mutex<HashMap<AttachmentId, Option<Instant>>>,
+    baseline: Mutex<Option<Baseline>>,
+    /// Reconciles run one at a time, each from the baseline the previous one left.
+    reconciling: tokio::sync::Mutex<()>,
+}
+
 /// What the last reconcile left in place; see the module documentation.
 #[derive(Debug, Default)]
-pub(super) struct ReconcileBaseline {
-    /// The ids the last reconciled emission referenced.
+struct Baseline {
+    /// The ids the last reconciled reading referenced.
     referenced: HashSet<AttachmentId>,
     /// The download toggle the last reconcile ran with.
-    download_attachments: bool,
+    downloads: bool,
     /// Ids of rows the queue wrote since the last reconcile began, but for its own writes.
     written: HashSet<AttachmentId>,
 }
@@ -47,7 +72,75 @@ enum Scope {
     Rows(Vec<AttachmentId>),
 }
 
-impl<S: AttachmentStore> Shared<S> {
+impl References {
+    pub(super) fn new(downloads: bool) -> Self {
+        References {
+            latest: Mutex::new(None),
+            changed: AtomicBool::new(false),
+            downloads: AtomicBool::new(downloads),
+            deleted: Mutex::new(HashMap::new()),
+            baseline: Mutex::new(None),
+            reconciling: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Take a new reading, unless a newer one is already known.
+    pub(super) fn set_latest(&self, reading: ReferencedAttachments) {
+        {
+            let mut latest = self.latest.lock().expect("references lock poisoned");
+            if latest
+                .as_ref()
+                .is_some_and(|known| known.read_at > reading.read_at)
+            {
+                debug!("a reading older than the latest one arrived late; ignored");
+                return;
+            }
+            // deletes that committed before this reading began no longer need a guard
+            self.deleted
+                .lock()
+                .expect("deleted lock poisoned")
+                .retain(|_, committed| committed.is_none_or(|at| at >= reading.read_at));
+            *latest = Some(Arc::new(reading));
+        }
+        self.changed.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn downloads_enabled(&self) -> bool {
+        self.downloads.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_downloads(&self, enabled: bool) {
+        self.downloads.store(enabled, Ordering::SeqCst);
+        self.changed.store(true, Ordering::SeqCst);
+    }
+
+    /// Guard `id` against readings taken before its delete commits; call
+    /// [`DeleteGuard::committed`] once it has. Dropped uncommitted, the guard is withdrawn.
+    pub(super) fn guard_delete(&self, id: &AttachmentId) -> DeleteGuard<'_> {
+        let previous = self
+            .deleted
+            .lock()
+            .expect("deleted lock poisoned")
+            .insert(id.clone(), None);
+        DeleteGuard {
+            references: self,
+            id: id.clone(),
+            previous,
+            committed: false,
+        }
+    }
+
+    /// Ids that readings taken at `read_at` may still name although they were deleted.
+    fn deleted_after(&self, read_at: Instant) -> HashSet<AttachmentId> {
+        self.deleted
+            .lock()
+            .expect("deleted lock poisoned")
+            .iter()
+            .filter(|(_, committed)| committed.is_none_or(|at| at >= read_at))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Note that the queue wrote the row `id`, for the next reconcile.
     pub(super) fn note_written(&self, id: &AttachmentId) {
         let mut baseline = self.baseline.lock().expect("baseline lock poisoned");
@@ -60,53 +153,41 @@ impl<S: AttachmentStore> Shared<S> {
     }
 
     /// Forget the baseline: the next reconcile reads the whole table.
-    pub(super) fn drop_baseline(&self) {
+    pub(super) fn forget_baseline(&self) {
         *self.baseline.lock().expect("baseline lock poisoned") = None;
+        self.changed.store(true, Ordering::SeqCst);
     }
 
-    /// Apply the latest watched references to the table.
-    pub(super) async fn reconcile(&self) -> Result<()> {
-        // one at a time: each starts from the baseline the previous one left
-        let _one_at_a_time = self.reconciling.lock().await;
-        let Some(items) = self
-            .latest_items
+    /// Whether a pass must reconcile: there are references, and they changed or rows were
+    /// written since the last reconcile.
+    pub(super) fn reconcile_due(&self) -> bool {
+        if self
+            .latest
             .lock()
-            .expect("items lock poisoned")
-            .clone()
-        else {
-            return Ok(());
-        };
-        let download_attachments = self.download_attachments.load(Ordering::SeqCst);
-        let referenced: HashSet<AttachmentId> = items.iter().map(|item| item.id.clone()).collect();
-        let scope = self.begin_reconcile(&referenced, download_attachments);
-        let result = self
-            .reconcile_scope(&items, &referenced, scope, download_attachments)
-            .await;
-        let mut baseline = self.baseline.lock().expect("baseline lock poisoned");
-        match (&result, baseline.as_mut()) {
-            (Ok(()), Some(current)) => {
-                current.referenced = referenced;
-                current.download_attachments = download_attachments;
-            }
-            _ => *baseline = None,
+            .expect("references lock poisoned")
+            .is_none()
+        {
+            return false;
         }
-        result
+        self.changed.load(Ordering::SeqCst)
+            || self
+                .baseline
+                .lock()
+                .expect("baseline lock poisoned")
+                .as_ref()
+                .is_none_or(|baseline| !baseline.written.is_empty())
     }
 
     /// Decide which rows to read, and start recording the writes made from now on.
-    fn begin_reconcile(
-        &self,
-        referenced: &HashSet<AttachmentId>,
-        download_attachments: bool,
-    ) -> Scope {
+    fn begin(&self, referenced: &HashSet<AttachmentId>, downloads: bool) -> Scope {
         let mut baseline = self.baseline.lock().expect("baseline lock poisoned");
         let Some(current) = baseline
             .as_mut()
-            .filter(|current| current.download_attachments == download_attachments)
+            .filter(|current| current.downloads == downloads)
         else {
-            *baseline = Some(ReconcileBaseline {
-                download_attachments,
-                ..ReconcileBaseline::default()
+            *baseline = Some(Baseline {
+                downloads,
+                ..Baseline::default()
             });
             return Scope::Table;
         };
@@ -122,23 +203,98 @@ impl<S: AttachmentStore> Shared<S> {
         Scope::Rows(ids.into_iter().collect())
     }
 
+    /// Record the outcome of a reconcile that began with `begin`.
+    fn end(&self, succeeded: bool, referenced: HashSet<AttachmentId>, downloads: bool) {
+        let mut baseline = self.baseline.lock().expect("baseline lock poisoned");
+        match (succeeded, baseline.as_mut()) {
+            (true, Some(current)) => {
+                current.referenced = referenced;
+                current.downloads = downloads;
+            }
+            _ => {
+                *baseline = None;
+                self.changed.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// A delete's guard against readings taken before it committed.
+pub(super) struct DeleteGuard<'a> {
+    references: &'a References,
+    id: AttachmentId,
+    previous: Option<Option<Instant>>,
+    committed: bool,
+}
+
+impl DeleteGuard<'_> {
+    /// The delete committed now: readings that began from now on may name the id again.
+    pub(super) fn committed(mut self) {
+        self.committed = true;
+        self.references
+            .deleted
+            .lock()
+            .expect("deleted lock poisoned")
+            .insert(self.id.clone(), Some(Instant::now()));
+    }
+}
+
+impl Drop for DeleteGuard<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        if let Ok(mut deleted) = self.references.deleted.lock() {
+            match self.previous.take() {
+                Some(previous) => deleted.insert(self.id.clone(), previous),
+                None => deleted.remove(&self.id),
+            };
+        }
+    }
+}
+
+impl<S: AttachmentStore> Engine<S> {
+    /// Apply the latest reading to the table.
+    pub(super) async fn reconcile(&self) -> Result<()> {
+        // one at a time: each starts from the baseline the previous one left
+        let _one_at_a_time = self.references.reconciling.lock().await;
+        self.references.changed.store(false, Ordering::SeqCst);
+        let Some(reading) = self
+            .references
+            .latest
+            .lock()
+            .expect("references lock poisoned")
+            .clone()
+        else {
+            return Ok(());
+        };
+        let downloads = self.references.downloads_enabled();
+        let referenced: HashSet<AttachmentId> =
+            reading.items.iter().map(|item| item.id.clone()).collect();
+        let scope = self.references.begin(&referenced, downloads);
+        let result = self.reconcile_scope(&reading, &referenced, scope, downloads).await;
+        self.references.end(result.is_ok(), referenced, downloads);
+        result
+    }
+
     async fn reconcile_scope(
         &self,
-        items: &[WatchedAttachmentItem],
+        reading: &ReferencedAttachments,
         referenced: &HashSet<AttachmentId>,
         scope: Scope,
-        download_attachments: bool,
+        downloads: bool,
     ) -> Result<()> {
         let in_scope: Vec<WatchedAttachmentItem>;
         let (rows, items) = match scope {
-            Scope::Table => (self.store.list(None).await?, items),
+            Scope::Table => (self.store.list(None).await?, &reading.items[..]),
             Scope::Rows(ids) => {
                 if ids.is_empty() {
                     return Ok(());
                 }
                 let rows = self.store.get_many(&ids).await?;
                 let ids: HashSet<AttachmentId> = ids.into_iter().collect();
-                in_scope = items
+                in_scope = reading
+                    .items
                     .iter()
                     .filter(|item| ids.contains(&item.id))
                     .cloned()
@@ -158,22 +314,47 @@ impl<S: AttachmentStore> Shared<S> {
             }
         }
         let context = ReconcileContext {
-            download_attachments,
+            download_attachments: downloads,
             local_files_present,
-            recently_deleted: self
-                .deleted_ids
-                .lock()
-                .expect("deleted set lock poisoned")
-                .clone(),
-            now_ms: now_ms(),
+            recently_deleted: self.references.deleted_after(reading.read_at),
+            now_ms: self.clock.now_ms(),
         };
         let reconciliation = reconcile_watched(&rows, items, &context);
         for (id, error) in reconciliation.rejected {
             warn!(%id, %error, "referenced attachment refused");
             self.emit_error(Some(id), None, error);
         }
-        self.apply_and_report(&rows, reconciliation.changes, false)
-            .await?;
+        let applied = self.store.apply(reconciliation.changes.clone()).await?;
+        self.report_reconciled(&rows, &reconciliation.changes, &applied);
         Ok(())
+    }
+
+    /// Events for what a reconcile wrote. An insert that did not apply met a row that took its
+    /// id or its file name first: reported, since the store never lets two rows share a file
+    /// (deleting one would delete the other's data).
+    fn report_reconciled(
+        &self,
+        before: &[crate::model::Attachment],
+        changes: &[crate::store::RowChange],
+        applied: &[bool],
+    ) {
+        let states_before: HashMap<&AttachmentId, AttachmentState> =
+            before.iter().map(|row| (&row.id, row.state)).collect();
+        for (change, applied) in changes.iter().zip(applied) {
+            if *applied {
+                self.report_change(states_before.get(change.id()).copied(), change);
+            } else if let crate::store::RowChange::Insert(row) = change {
+                let error = crate::error::Error::new(
+                    crate::error::ErrorKind::AlreadyExists,
+                    format!(
+                        "id or file name {:?} is taken by another attachment; not tracked",
+                        row.filename
+                    ),
+                )
+                .with_attachment(&row.id);
+                warn!(id = %row.id, %error, "referenced attachment refused");
+                self.emit_error(Some(row.id.clone()), None, error);
+            }
+        }
     }
 }

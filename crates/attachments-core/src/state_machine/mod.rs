@@ -10,7 +10,7 @@ use crate::policy::{ErrorAction, Operation, RetryPolicy};
 use crate::store::RowChange;
 
 /// The transfer a row in `state` is waiting for, if any.
-pub fn pending_operation(state: AttachmentState) -> Option<Operation> {
+pub(crate) fn pending_operation(state: AttachmentState) -> Option<Operation> {
     match state {
         AttachmentState::QueuedUpload => Some(Operation::Upload),
         AttachmentState::QueuedDownload => Some(Operation::Download),
@@ -21,23 +21,23 @@ pub fn pending_operation(state: AttachmentState) -> Option<Operation> {
 
 /// What `save_file` wrote to local storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedFile {
+pub(crate) struct SavedFile {
     /// The attachment id.
-    pub id: AttachmentId,
+    pub(crate) id: AttachmentId,
     /// The file name (also the local path).
-    pub filename: String,
+    pub(crate) filename: String,
     /// Bytes written.
-    pub size: u64,
+    pub(crate) size: u64,
     /// `sha256:<hex>` of what was written.
-    pub checksum: String,
+    pub(crate) checksum: String,
     /// Media type given by the app.
-    pub media_type: Option<String>,
+    pub(crate) media_type: Option<String>,
     /// Metadata given by the app.
-    pub meta_data: Option<String>,
+    pub(crate) meta_data: Option<String>,
 }
 
 /// The row `save_file` writes: a fresh `QueuedUpload`, replacing any row with the same id.
-pub fn saved_file_row(saved: SavedFile, now_ms: i64) -> Attachment {
+pub(crate) fn saved_file_row(saved: SavedFile, now_ms: i64) -> Attachment {
     let mut row = Attachment::new(
         saved.id,
         saved.filename.clone(),
@@ -53,7 +53,7 @@ pub fn saved_file_row(saved: SavedFile, now_ms: i64) -> Attachment {
 }
 
 /// The change `delete_file` writes: the row to `QueuedDelete`, with fresh retry bookkeeping.
-pub fn request_delete(row: &Attachment, now_ms: i64) -> RowChange {
+pub(crate) fn request_delete(row: &Attachment, now_ms: i64) -> RowChange {
     let mut new = row.clone();
     new.state = AttachmentState::QueuedDelete;
     reset_retries(&mut new);
@@ -63,25 +63,25 @@ pub fn request_delete(row: &Attachment, now_ms: i64) -> RowChange {
 
 /// Facts the engine gathers before reconciling a watched emission.
 #[derive(Debug, Clone, Default)]
-pub struct ReconcileContext {
+pub(crate) struct ReconcileContext {
     /// Whether new references should be downloaded.
-    pub download_attachments: bool,
+    pub(crate) download_attachments: bool,
     /// Archived, referenced rows whose local file exists.
-    pub local_files_present: HashSet<AttachmentId>,
+    pub(crate) local_files_present: HashSet<AttachmentId>,
     /// Ids the app deleted, which references read before the delete committed may still
     /// name: never inserted as new downloads.
-    pub recently_deleted: HashSet<AttachmentId>,
+    pub(crate) recently_deleted: HashSet<AttachmentId>,
     /// Now, in ms since the epoch.
-    pub now_ms: i64,
+    pub(crate) now_ms: i64,
 }
 
 /// The result of [`reconcile_watched`].
 #[derive(Debug, Clone, Default)]
-pub struct Reconciliation {
+pub(crate) struct Reconciliation {
     /// The writes to apply.
-    pub changes: Vec<RowChange>,
+    pub(crate) changes: Vec<RowChange>,
     /// Referenced items that were refused (a hostile file name or extension), with why.
-    pub rejected: Vec<(AttachmentId, Error)>,
+    pub(crate) rejected: Vec<(AttachmentId, Error)>,
 }
 
 /// Bring the table in line with the full set of attachments the app references.
@@ -94,7 +94,7 @@ pub struct Reconciliation {
 ///   one archived by a permanent failure stays archived until `retry`;
 /// - an id no longer referenced is archived when `Synced` or `QueuedDownload`; pending uploads
 ///   and deletes are kept.
-pub fn reconcile_watched(
+pub(crate) fn reconcile_watched(
     rows: &[Attachment],
     items: &[WatchedAttachmentItem],
     context: &ReconcileContext,
@@ -166,7 +166,7 @@ pub fn reconcile_watched(
 
 /// How a transfer ended.
 #[derive(Debug, Clone)]
-pub enum TransferOutcome {
+pub(crate) enum TransferOutcome {
     /// The local file is on the remote.
     Uploaded,
     /// The remote object is in local storage.
@@ -192,7 +192,7 @@ pub enum TransferOutcome {
 /// upload), the store discards it.
 ///
 /// `jitter` in `[0, 1]` spreads the backoff of a retryable failure.
-pub fn apply_outcome(
+pub(crate) fn apply_outcome(
     row: &Attachment,
     outcome: TransferOutcome,
     policy: &RetryPolicy,
@@ -246,7 +246,7 @@ pub fn apply_outcome(
 /// - `Synced` without its file goes back to `QueuedDownload`;
 /// - `QueuedUpload` without its file cannot be uploaded: archived with a clear error;
 /// - `Archived` without its file forgets the `local_uri`.
-pub fn verify_on_start(
+pub(crate) fn verify_on_start(
     row: &Attachment,
     local_file_exists: bool,
     now_ms: i64,
@@ -285,7 +285,7 @@ pub fn verify_on_start(
 ///
 /// # Errors
 /// `InvalidInput` when the row was not archived by a failure.
-pub fn retry_failed(row: &Attachment, now_ms: i64) -> Result<RowChange> {
+pub(crate) fn retry_failed(row: &Attachment, now_ms: i64) -> Result<RowChange> {
     let failed_state = match (row.state, row.failed_state) {
         (AttachmentState::Archived, Some(state)) => state,
         _ => {
@@ -307,7 +307,7 @@ pub fn retry_failed(row: &Attachment, now_ms: i64) -> Result<RowChange> {
 ///
 /// Never evicted: an archived row whose local file was never uploaded (a failed upload), since
 /// evicting it would lose the only copy of the user's data.
-pub fn select_evictions(
+pub(crate) fn select_evictions(
     archived: &[Attachment],
     limit: usize,
     byte_budget: Option<u64>,
@@ -351,6 +351,9 @@ fn update(old: &Attachment, new: Attachment) -> RowChange {
         row: new,
     }
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {

@@ -14,11 +14,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use attachments_core::state_machine::{
+use super::{
     ReconcileContext, SavedFile, TransferOutcome, apply_outcome, pending_operation,
     reconcile_watched, request_delete, saved_file_row, verify_on_start,
 };
-use attachments_core::{
+use crate::{
     Attachment, AttachmentId, AttachmentState, Error, ErrorAction, ErrorKind, RetryPolicy,
     RowChange, WatchedAttachmentItem,
 };
@@ -228,12 +228,12 @@ proptest! {
                     let operation = pending_operation(started.state).expect("queued when started");
                     let outcome = match outcome {
                         0 => match operation {
-                            attachments_core::Operation::Upload => TransferOutcome::Uploaded,
-                            attachments_core::Operation::Download => TransferOutcome::Downloaded {
+                            crate::Operation::Upload => TransferOutcome::Uploaded,
+                            crate::Operation::Download => TransferOutcome::Downloaded {
                                 size: 1,
                                 checksum: "sha256:00".into(),
                             },
-                            attachments_core::Operation::Delete => TransferOutcome::Deleted,
+                            crate::Operation::Delete => TransferOutcome::Deleted,
                         },
                         1 | 2 => TransferOutcome::Failed {
                             error: Error::new(ErrorKind::Unavailable, "503"),

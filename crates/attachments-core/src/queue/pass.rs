@@ -1,0 +1,278 @@
+//! One sync pass: verify local files once, reconcile the references, run the due transfers on
+//! a bounded pool, write their outcomes in groups, expire the cache.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::claims::Claim;
+use super::engine::Engine;
+use super::transfer::{StagedFile, TransferEnd};
+use super::{AttachmentEvent, PassSummary};
+use crate::error::{Error, Result};
+use crate::model::{Attachment, AttachmentId, AttachmentState};
+use crate::policy::{Operation, random_unit};
+use crate::state_machine::{TransferOutcome, apply_outcome, pending_operation};
+use crate::store::{AttachmentStore, RowChange};
+
+/// Due rows read per query. A pass reads more when it has started all of them, so a backlog
+/// of fresh rows is worked through in one pass while memory stays bounded.
+const DUE_ROWS_PER_READ: usize = 1_000;
+
+/// The claims a transfer holds until its outcome is written: its id, and the local path it
+/// stages (downloads and deletes).
+struct TransferClaims<'a> {
+    _id: Claim<'a, AttachmentId>,
+    _path: Option<Claim<'a, String>>,
+}
+
+impl<S: AttachmentStore> Engine<S> {
+    pub(super) async fn run_pass(
+        self: &Arc<Self>,
+        cancel: &CancellationToken,
+    ) -> Result<PassSummary> {
+        let started = Instant::now();
+        if !self.schedule.verified.load(Ordering::SeqCst) {
+            // Two passes may both verify at start; the work is idempotent.
+            self.verify_local_files(cancel).await?;
+            self.schedule.verified.store(true, Ordering::SeqCst);
+        }
+        let mut summary = PassSummary::default();
+        let work = async {
+            if self.references.reconcile_due() {
+                self.reconcile().await?;
+            }
+            self.run_due_transfers(cancel, &mut summary).await?;
+            // the cache can only overflow when something was archived since the last expiry
+            if self
+                .schedule
+                .cache_may_overflow
+                .swap(false, Ordering::SeqCst)
+            {
+                match self.expire_cache(cancel).await {
+                    Ok(evicted) => summary.evicted = evicted,
+                    Err(error) => {
+                        self.schedule
+                            .cache_may_overflow
+                            .store(true, Ordering::SeqCst);
+                        return Err(error);
+                    }
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        tokio::select! {
+            result = work => result?,
+            _ = cancel.cancelled() => summary.cancelled = true,
+        }
+        summary.duration = started.elapsed();
+        debug!(?summary, "sync pass done");
+        self.emit(AttachmentEvent::PassCompleted(summary.clone()));
+        Ok(summary)
+    }
+
+    /// Claim a due row for a transfer, unless other work holds its id or path.
+    fn claim_for_transfer<'a>(
+        &'a self,
+        row: &Attachment,
+        cancel: &CancellationToken,
+    ) -> Option<(TransferClaims<'a>, CancellationToken)> {
+        let id = self.claimed_ids.try_claim(row.id.clone(), cancel)?;
+        let path = match pending_operation(row.state) {
+            Some(Operation::Download) => Some(row.filename.clone()),
+            Some(Operation::Delete) => Some(row.local_uri.clone().unwrap_or(row.filename.clone())),
+            _ => None,
+        };
+        let path = match path {
+            Some(path) => Some(self.claimed_paths.try_claim(path, cancel)?),
+            None => None,
+        };
+        let token = id.token().clone();
+        Some((
+            TransferClaims {
+                _id: id,
+                _path: path,
+            },
+            token,
+        ))
+    }
+
+    async fn run_due_transfers(
+        self: &Arc<Self>,
+        cancel: &CancellationToken,
+        summary: &mut PassSummary,
+    ) -> Result<()> {
+        let downloads = self.references.downloads_enabled();
+        let now = self.clock.now_ms();
+        let next_due = self.store.next_attempt_at(downloads).await?;
+        self.schedule.next_due_ms.store(
+            next_due.filter(|due| *due > now).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+        let mut waiting = self
+            .store
+            .list_due(now, downloads, DUE_ROWS_PER_READ)
+            .await?
+            .into_iter();
+        let mut more_due = waiting.len() == DUE_ROWS_PER_READ;
+        // At most `max_concurrency` transfers at once. Outcomes are written in groups: while
+        // one group is being written, the transfers that end meanwhile wait for the next write,
+        // so a busy pass writes many outcomes per round trip and an idle one writes each at
+        // once. A transfer's claims are held until its outcome is written.
+        let mut running = FuturesUnordered::new();
+        let mut finished: Vec<(TransferEnd, TransferClaims<'_>)> = Vec::new();
+        let mut writing = None;
+        loop {
+            while running.len() < self.config.max_concurrency {
+                let Some(row) = waiting.next() else {
+                    if more_due && !cancel.is_cancelled() {
+                        let rows = self
+                            .store
+                            .list_due(self.clock.now_ms(), downloads, DUE_ROWS_PER_READ)
+                            .await?;
+                        more_due = rows.len() == DUE_ROWS_PER_READ;
+                        waiting = rows.into_iter();
+                        if waiting.len() > 0 {
+                            continue;
+                        }
+                    }
+                    break;
+                };
+                let Some((claims, token)) = self.claim_for_transfer(&row, cancel) else {
+                    continue; // in flight in another pass, or being saved or evicted
+                };
+                // a task each, so transfers use every core of the runtime
+                let engine = Arc::clone(self);
+                let task = TransferTask(tokio::spawn(
+                    async move { engine.transfer(row, &token).await },
+                ));
+                running.push(async move { (task.join().await, claims) });
+            }
+            if writing.is_none() && !finished.is_empty() {
+                writing = Some(Box::pin(
+                    self.record_outcomes(std::mem::take(&mut finished)),
+                ));
+            }
+            if running.is_empty() && writing.is_none() {
+                return Ok(());
+            }
+            tokio::select! {
+                Some((ended, claims)) = running.next(), if !running.is_empty() => match ended {
+                    Some(end) => finished.push((end, claims)),
+                    None => summary.cancelled = true,
+                },
+                written = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
+                    writing = None;
+                    for (outcome, change, applied) in written? {
+                        summary.count(&outcome, &change, applied);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write the outcomes of finished transfers in one store call, then finish each: events,
+    /// the staged file promoted or discarded, a new pass for outcomes the row outran.
+    async fn record_outcomes(
+        &self,
+        batch: Vec<(TransferEnd, TransferClaims<'_>)>,
+    ) -> Result<Vec<(TransferOutcome, RowChange, bool)>> {
+        let now = self.clock.now_ms();
+        let changes: Vec<RowChange> = batch
+            .iter()
+            .map(|(end, _)| {
+                apply_outcome(
+                    &end.row,
+                    end.outcome.clone(),
+                    &self.config.retry,
+                    random_unit(),
+                    now,
+                )
+            })
+            .collect();
+        let applied = self.store.apply(changes.clone()).await?;
+        let mut written = Vec::with_capacity(batch.len());
+        for (((end, claims), change), applied) in batch.into_iter().zip(changes).zip(applied) {
+            if applied {
+                self.report_write(Some(end.row.state), &change);
+                if let RowChange::Update { row: retried, .. } = &change
+                    && let Some(due) = retried.next_attempt_at
+                {
+                    self.schedule.due_at(due);
+                }
+            } else {
+                // The row changed during the transfer (a delete, `clear_queue`): its new state
+                // wins, and a new pass acts on it.
+                info!(id = %end.row.id, operation = %end.operation, "outcome discarded: the attachment changed during the transfer");
+                self.schedule.trigger();
+            }
+            if let Some(staged) = &end.staged {
+                self.finish_staged(staged, applied).await;
+            }
+            drop(claims);
+            written.push((end.outcome, change, applied));
+        }
+        Ok(written)
+    }
+
+    /// A download's file is promoted once its row says `Synced`, and removed if the row moved
+    /// on; a deleted row's file is removed once the row is gone, and put back if it stayed.
+    async fn finish_staged(&self, staged: &StagedFile, applied: bool) {
+        let result = match (staged, applied) {
+            (StagedFile::Downloaded(path), true) | (StagedFile::Removed(path), false) => {
+                self.local.promote_staged(path).await
+            }
+            (StagedFile::Downloaded(path), false) | (StagedFile::Removed(path), true) => {
+                self.local.discard_staged(path).await
+            }
+        };
+        if let Err(error) = result {
+            // the staged file stays; start-up puts it where its row says
+            warn!(?staged, %error, "could not finish a staged file");
+        }
+    }
+}
+
+impl PassSummary {
+    fn count(&mut self, outcome: &TransferOutcome, change: &RowChange, applied: bool) {
+        let counter = match outcome {
+            _ if !applied => &mut self.discarded,
+            TransferOutcome::Failed { .. }
+                if change.new_state() == Some(AttachmentState::Archived) =>
+            {
+                &mut self.archived
+            }
+            TransferOutcome::Failed { .. } => &mut self.retrying,
+            TransferOutcome::Uploaded => &mut self.uploaded,
+            TransferOutcome::Downloaded { .. } => &mut self.downloaded,
+            TransferOutcome::Deleted => &mut self.deleted,
+        };
+        *counter += 1;
+    }
+}
+
+/// A spawned transfer, aborted if the pass that waits for it is dropped (cancelled): its
+/// claims are released then, so the transfer must not go on.
+struct TransferTask(tokio::task::JoinHandle<Option<TransferEnd>>);
+
+impl TransferTask {
+    /// The transfer's end; `None` when it was cancelled (also by a runtime shutting down).
+    async fn join(mut self) -> Option<TransferEnd> {
+        match (&mut self.0).await {
+            Ok(end) => end,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => None,
+        }
+    }
+}
+
+impl Drop for TransferTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,130 @@
+//! Start-up verification, once per queue before its first pass: bring files and rows back in
+//! line after a crash. It looks only at what the queue owns: the storage's temporary and
+//! staging areas, and the files its rows point at. It never judges the rest of the local root,
+//! which may hold the app's own files.
+
+use std::collections::HashMap;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::engine::Engine;
+use super::transfer::stream_checksum;
+use crate::error::Result;
+use crate::meter::Meter;
+use crate::model::Attachment;
+use crate::state_machine::verify_on_start;
+use crate::store::AttachmentStore;
+
+impl<S: AttachmentStore> Engine<S> {
+    /// Remove leftover temporary files, finish or undo staged files, and repair rows whose
+    /// file is gone. A problem with one file is logged and skipped: it never stops a pass.
+    pub(super) async fn verify_local_files(&self, cancel: &CancellationToken) -> Result<()> {
+        let temp_removed = match self.local.remove_temp_files().await {
+            Ok(removed) => removed,
+            Err(error) => {
+                warn!(%error, "could not remove leftover temporary files");
+                0
+            }
+        };
+        let rows = self.store.list(None).await?;
+        let (promoted, discarded) = self.settle_staged_files(&rows, cancel).await;
+        let now = self.clock.now_ms();
+        let mut changes = Vec::new();
+        for row in &rows {
+            let exists = match &row.local_uri {
+                Some(path) => match self.local_file_present(path).await {
+                    Ok(exists) => exists,
+                    Err(error) => {
+                        warn!(id = %row.id, path, %error, "could not check a local file; left as is");
+                        continue;
+                    }
+                },
+                None => false,
+            };
+            if let Some(change) = verify_on_start(row, exists, now) {
+                warn!(id = %row.id, state = %row.state, "local file missing");
+                changes.push(change);
+            }
+        }
+        let repaired = self.apply_and_report(&rows, changes, true).await?;
+        info!(
+            temp_removed,
+            promoted, discarded, repaired, "local files verified"
+        );
+        Ok(())
+    }
+
+    /// Each staged file left by a crash: promoted when a row points at its path and its bytes
+    /// are the row's (a save or download whose row committed), removed otherwise (a save that
+    /// never committed, a download or removal whose row moved on). Files staged by work still
+    /// running in this process are left alone.
+    async fn settle_staged_files(
+        &self,
+        rows: &[Attachment],
+        cancel: &CancellationToken,
+    ) -> (u64, u64) {
+        let staged = match self.local.list_staged().await {
+            Ok(staged) => staged,
+            Err(error) => {
+                warn!(%error, "could not list staged files");
+                return (0, 0);
+            }
+        };
+        if staged.is_empty() {
+            return (0, 0);
+        }
+        let by_path: HashMap<&str, &Attachment> = rows
+            .iter()
+            .filter_map(|row| row.local_uri.as_deref().map(|path| (path, row)))
+            .collect();
+        let (mut promoted, mut discarded) = (0, 0);
+        for path in staged {
+            let Some(_claim) = self.claimed_paths.try_claim(path.clone(), cancel) else {
+                continue; // a save or download in progress
+            };
+            let keep = match by_path.get(path.as_str()) {
+                Some(row) => match self.staged_file_matches(&path, row).await {
+                    Some(matches) => matches,
+                    None => continue, // unreadable now: decided at the next start
+                },
+                None => false,
+            };
+            let result = if keep {
+                self.local.promote_staged(&path).await
+            } else {
+                self.local.discard_staged(&path).await
+            };
+            match result {
+                Ok(()) if keep => promoted += 1,
+                Ok(()) => discarded += 1,
+                Err(error) => warn!(path, %error, keep, "could not settle a staged file"),
+            }
+        }
+        (promoted, discarded)
+    }
+
+    /// Whether the staged file at `path` holds what `row` recorded (size and checksum, as far
+    /// as the row knows them); `None` when it cannot be read.
+    async fn staged_file_matches(&self, path: &str, row: &Attachment) -> Option<bool> {
+        let meter = Meter::new();
+        let read = async {
+            let mut stream = meter.wrap(self.local.read_staged(path).await?);
+            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                chunk?;
+            }
+            drop(stream);
+            stream_checksum(&meter).await
+        };
+        match read.await {
+            Ok(checksum) => Some(
+                row.size.is_none_or(|size| size == meter.bytes())
+                    && row.checksum.as_ref().is_none_or(|want| *want == checksum),
+            ),
+            Err(error) => {
+                warn!(path, %error, "could not read a staged file");
+                None
+            }
+        }
+    }
+}
