@@ -117,7 +117,11 @@ pub(crate) fn ensure_dirs(root: &Path, parts: &[&str]) -> Result<PathBuf> {
                 Ok(metadata) => return Err(refusal(&current, &metadata)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     match std::fs::create_dir(&current) {
-                        Ok(()) => break,
+                        Ok(()) => {
+                            // a staged file is durable only with the directories leading to it
+                            sync_parent(&current)?;
+                            break;
+                        }
                         // created meanwhile by someone else: look at what it is
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                         Err(e) => {
@@ -352,4 +356,46 @@ pub(crate) fn sync_dir(dir: &Path, what: &str) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|directory| directory.sync_all())
         .map_err(|e| Error::from_io(e, format!("syncing the directory of {what}")))
+}
+
+/// Flush the entry of a directory just created.
+fn sync_parent(created: &Path) -> Result<()> {
+    match created.parent() {
+        Some(parent) => sync_dir(parent, &created.display().to_string()),
+        None => Ok(()),
+    }
+}
+
+/// Create `dir` and its missing parents, syncing each parent once it holds a new directory:
+/// a file renamed into `dir` and synced there survives a power cut only if the directories
+/// leading to it do too.
+pub(crate) fn create_dirs_durably(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut current = dir;
+    loop {
+        match std::fs::symlink_metadata(current) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                missing.push(current);
+                match current.parent() {
+                    Some(parent) => current = parent,
+                    None => break,
+                }
+            }
+            Err(e) => {
+                return Err(Error::from_io(
+                    e,
+                    format!("inspecting {}", current.display()),
+                ));
+            }
+        }
+    }
+    for created in missing.into_iter().rev() {
+        match std::fs::create_dir(created) {
+            Ok(()) => sync_parent(created)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::from_io(e, format!("creating {}", created.display()))),
+        }
+    }
+    Ok(())
 }

@@ -229,8 +229,7 @@ fn move_into_place(root: &Path, name: &str, source: &Path, sync: SyncDirectory) 
             return Err(Error::from_io(e, format!("moving {name:?} into place")));
         }
         // its directory does not exist yet: create it, then look again for links
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::from_io(e, format!("creating the directory of {name:?}")))?;
+        hidden::create_dirs_durably(parent)?;
         check_final(root, name)?;
         std::fs::rename(source, &destination)
             .map_err(|e| Error::from_io(e, format!("moving {name:?} into place")))?;
