@@ -384,6 +384,13 @@ impl LocalStorage for FsLocalStorage {
         let (root, name) = (self.root.clone(), path.to_owned());
         let opened = blocking(move || {
             confine(&root, &name, &full)?;
+            // looked at before opening: opening a FIFO someone left there would never return
+            match std::fs::metadata(&full) {
+                Ok(metadata) if !metadata.is_file() => {
+                    return Err(Error::not_found(format!("{name:?} is not a file")));
+                }
+                _ => {}
+            }
             let file = std::fs::File::open(&full)
                 .map_err(|e| Error::from_io(e, format!("opening {name:?}")))?;
             read_opened(file, &name)

@@ -213,3 +213,26 @@ async fn the_hidden_area_cannot_be_named_by_a_staged_name() {
     }
     assert!(dir.path().join(TEMP_DIR).join("lock").exists());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_at_a_stored_or_staged_path_is_not_a_file_and_never_hangs_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsLocalStorage::new(dir.path()).unwrap();
+    storage.write_staged("real.bin", bytes("x")).await.unwrap();
+    let staging = dir.path().join(TEMP_DIR).join("staged");
+    for fifo in [dir.path().join("pipe.bin"), staging.join("pipe.bin")] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils) runs");
+        assert!(made.success());
+    }
+    let err = storage.read("pipe.bin").await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(!storage.exists("pipe.bin").await.unwrap());
+    assert_eq!(storage.list().await.unwrap(), Vec::<String>::new());
+    let err = storage.read_staged("pipe.bin").await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(storage.list_staged().await.unwrap(), ["real.bin"]);
+}
