@@ -1,7 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod hidden;
 mod local;
 mod remote;
+mod writer;
 
-pub use local::{FsLocalStorage, TEMP_DIR};
+pub use hidden::TEMP_DIR;
+pub use local::FsLocalStorage;
 pub use remote::FsRemoteStorage;

@@ -1,35 +1,28 @@
 //! `FsLocalStorage`: attachment files in a directory, written atomically, confined to it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
+use std::fs::TryLockError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use attachments_core::{
-    ByteStream, Error, ErrorKind, LocalStorage, Result, validate_relative_path,
-};
+use attachments_core::{ByteStream, Error, ErrorKind, ExclusiveLock, LocalStorage, Result};
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
-/// Directory under the root where files are written before they are renamed into place. It is
-/// reserved: no stored path may start with it.
-pub const TEMP_DIR: &str = ".attachments-tmp";
+use crate::hidden::{self, Found, TEMP_DIR, TEMP_SUFFIX, check_name, staged_parts};
+use crate::writer::{BlockWriter, blocking, write_all_at};
 
-/// Chunk size when streaming a file out, and how many bytes gather before a write: every read
-/// or write is a trip to the blocking thread pool, so few large ones beat many small ones
-/// (measured with `cargo xtask bench`: see docs/BENCHMARKS.md).
+/// Chunk size when streaming a file out: every read is a trip to the blocking thread pool, so
+/// few large ones beat many small ones (measured with `cargo xtask bench`: see
+/// docs/BENCHMARKS.md).
 const READ_CHUNK: usize = 512 * 1024;
-const WRITE_BUFFER: usize = 1024 * 1024;
 
-/// Block writes of one file running at once (each copies its block into the page cache).
-const WRITES_IN_FLIGHT: usize = 4;
-
-/// A big file is synced to disk every this many bytes as it is written (on a second handle, in
-/// the background), not only at the end: the disk works while the stream is still being read,
-/// and the final sync has little left to do.
-const SYNC_EVERY: usize = 64 * 1024 * 1024;
+/// Components of a staged name's path that belong to the hidden area itself (`TEMP_DIR` and
+/// the staging directory): emptied staging subdirectories are removed, never these.
+const HIDDEN_PREFIX_LEN: usize = 2;
 
 /// Attachment files in a directory.
 ///
@@ -37,7 +30,17 @@ const SYNC_EVERY: usize = 64 * 1024 * 1024;
 ///   which is flushed to disk (fsync) and then renamed over the final path; a failed or
 ///   cancelled write leaves no trace.
 /// - Paths are confined to the root: `..`, absolute paths, NUL, backslashes are refused, and so
-///   is a path that resolves outside the root through a symbolic link.
+///   is a path that resolves outside the root (or into `.attachments-tmp`) through a symbolic
+///   link.
+/// - Staged files (see [`LocalStorage::write_staged`]) live in `.attachments-tmp/staged/`,
+///   at their own relative path below it (`photos/a.jpg` is staged as
+///   `.attachments-tmp/staged/photos/a.jpg`), so a staged name maps to one file and back.
+///   Promoting and staging are renames within the root, hence within one file system.
+/// - `.attachments-tmp` is the storage's alone: nothing in it, nor the directory itself, may
+///   be a symbolic link (it is refused, never followed), so `remove_temp_files` can never
+///   delete outside the root.
+/// - [`LocalStorage::lock_exclusive`] locks `.attachments-tmp/lock`, so one queue at a time
+///   uses a root, across processes; the operating system releases it when a process dies.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -48,6 +51,18 @@ const SYNC_EVERY: usize = 64 * 1024 * 1024;
 /// let back = collect_bytes(storage.read("photos/a.jpg").await.unwrap()).await.unwrap();
 /// assert_eq!(back, b"jpeg");
 /// assert!(storage.write("../escape", byte_stream_from(Vec::<Vec<u8>>::new())).await.is_err());
+///
+/// // staged: complete on disk, invisible until promoted
+/// storage.write_staged("b.jpg", byte_stream_from(vec![b"new".to_vec()])).await.unwrap();
+/// assert!(!storage.exists("b.jpg").await.unwrap());
+/// storage.promote_staged("b.jpg").await.unwrap();
+/// assert!(storage.exists("b.jpg").await.unwrap());
+///
+/// // one queue per root
+/// let lock = storage.lock_exclusive().unwrap();
+/// let again = attachments_fs::FsLocalStorage::new(dir.path()).unwrap();
+/// assert!(again.lock_exclusive().is_err());
+/// drop(lock);
 /// # });
 /// ```
 #[derive(Debug, Clone)]
@@ -58,6 +73,20 @@ pub struct FsLocalStorage {
     temp_counter: Arc<AtomicU64>,
     /// Temporary files of writes in progress in this process: `remove_temp_files` skips them.
     active_temp_files: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// Where a write ends: at its final path (with or without a directory sync), or staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Final(SyncDirectory),
+    Staged,
+}
+
+/// Whether a write waits for its directory entry to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncDirectory {
+    Yes,
+    No,
 }
 
 impl FsLocalStorage {
@@ -90,29 +119,19 @@ impl FsLocalStorage {
     /// # Errors
     /// `InvalidInput` for a path that would leave the root or names the temp directory.
     pub fn resolve(&self, path: &str) -> Result<PathBuf> {
-        validate_relative_path(path)?;
-        if path.split('/').next() == Some(TEMP_DIR) {
-            return Err(Error::invalid_input(format!(
-                "path {path:?} refused: {TEMP_DIR} is reserved for temporary files"
-            )));
-        }
+        check_name(path)?;
         Ok(self.root.join(path))
     }
 
-    /// Write through a temp file, synced and renamed into place; the directory too when asked.
-    async fn write_file(
-        &self,
-        path: &str,
-        mut data: ByteStream,
-        sync_directory: SyncDirectory,
-    ) -> Result<u64> {
-        let destination = self.resolve(path)?;
-        let temp_dir = self.temp_dir();
-        let temp_path = temp_dir.join(format!(
-            "{}-{}.part",
+    /// Write through a temp file, synced and renamed to `target`.
+    async fn write_file(&self, path: &str, mut data: ByteStream, target: Target) -> Result<u64> {
+        check_name(path)?;
+        let temp_path = self.root.join(TEMP_DIR).join(format!(
+            "{}-{}{TEMP_SUFFIX}",
             self.temp_prefix,
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));
+        // registered before the file exists, so `remove_temp_files` can never see it unlisted
         self.active_temp_files
             .lock()
             .expect("temp set lock poisoned")
@@ -123,19 +142,20 @@ impl FsLocalStorage {
             keep: false,
         };
 
-        let (root, name, target) = (self.root.clone(), path.to_owned(), destination.clone());
-        let created = temp_path.clone();
+        let (root, name, created) = (self.root.clone(), path.to_owned(), temp_path.clone());
         let file = blocking(move || {
-            confine(&root, &name, &target)?;
-            // the temp directory exists but for the first write: no mkdir call per write
-            let created = std::fs::File::create(&created).or_else(|e| {
-                if e.kind() != io::ErrorKind::NotFound {
-                    return Err(e);
-                }
-                std::fs::create_dir_all(&temp_dir)?;
-                std::fs::File::create(&created)
-            });
-            created.map_err(|e| Error::from_io(e, format!("creating a temp file for {name:?}")))
+            // refused before a byte is read, so bad input changes nothing
+            match target {
+                Target::Final(_) => check_final(&root, &name)?,
+                Target::Staged => check_staged(&root, &name)?,
+            }
+            hidden::ensure_dirs(&root, &[TEMP_DIR])?;
+            // `create_new` never opens an existing entry, so never a link planted at this name
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&created)
+                .map_err(|e| Error::from_io(e, format!("creating a temp file for {name:?}")))
         })
         .await?;
 
@@ -155,35 +175,91 @@ impl FsLocalStorage {
             file.sync_all()
                 .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
             drop(file);
-            let parent = destination.parent().unwrap_or(&root);
-            confine(&root, &name, &destination)?;
-            if let Err(e) = std::fs::rename(&temp_path, &destination) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    return Err(Error::from_io(e, format!("moving {name:?} into place")));
-                }
-                // its directory does not exist yet: create it, then look again for links
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    Error::from_io(e, format!("creating the directory of {name:?}"))
-                })?;
-                confine(&root, &name, &destination)?;
-                std::fs::rename(&temp_path, &destination)
-                    .map_err(|e| Error::from_io(e, format!("moving {name:?} into place")))?;
+            match target {
+                Target::Final(sync) => move_into_place(&root, &name, &temp_path, sync),
+                Target::Staged => move_into_staging(&root, &name, &temp_path),
             }
-            if sync_directory == SyncDirectory::No {
-                return Ok(());
-            }
-            // The rename is durable only once the directory entry is on disk.
-            std::fs::File::open(parent)
-                .and_then(|directory| directory.sync_all())
-                .map_err(|e| Error::from_io(e, format!("syncing the directory of {name:?}")))
         })
         .await?;
         temp.keep = true;
         Ok(written)
     }
+}
 
-    fn temp_dir(&self) -> PathBuf {
-        self.root.join(TEMP_DIR)
+/// Refuse a final path that leaves the root or where a directory stands.
+fn check_final(root: &Path, name: &str) -> Result<()> {
+    let destination = root.join(name);
+    confine(root, name, &destination)?;
+    refuse_directory_at(&destination, name)
+}
+
+/// Refuse a staged name whose place in the staging area goes through a link or holds a
+/// directory.
+fn check_staged(root: &Path, name: &str) -> Result<()> {
+    match hidden::inspect(root, &staged_parts(name))? {
+        (_, Found::Directory) => Err(directory_in_the_way(name)),
+        _ => Ok(()),
+    }
+}
+
+/// Refuse to put a file where a directory stands: `rename` would fail with a less helpful
+/// error, and the directory may hold the app's files.
+fn refuse_directory_at(destination: &Path, name: &str) -> Result<()> {
+    match std::fs::symlink_metadata(destination) {
+        Ok(metadata) if metadata.is_dir() => Err(directory_in_the_way(name)),
+        _ => Ok(()),
+    }
+}
+
+fn directory_in_the_way(name: &str) -> Error {
+    Error::new(
+        ErrorKind::AlreadyExists,
+        format!("{name:?} cannot be stored: a directory is in its place"),
+    )
+}
+
+/// Rename `source` (a temp or staged file) to the final path of `name`, creating its
+/// directories, and sync the directory when asked.
+fn move_into_place(root: &Path, name: &str, source: &Path, sync: SyncDirectory) -> Result<()> {
+    let destination = root.join(name);
+    let parent = destination.parent().unwrap_or(root);
+    check_final(root, name)?;
+    if let Err(e) = std::fs::rename(source, &destination) {
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(Error::from_io(e, format!("moving {name:?} into place")));
+        }
+        // its directory does not exist yet: create it, then look again for links
+        hidden::create_dirs_durably(parent)?;
+        check_final(root, name)?;
+        std::fs::rename(source, &destination)
+            .map_err(|e| Error::from_io(e, format!("moving {name:?} into place")))?;
+    }
+    if sync == SyncDirectory::Yes {
+        // the rename is durable only once the directory entry is on disk
+        hidden::sync_dir(parent, name)?;
+    }
+    Ok(())
+}
+
+/// Rename `source` (a temp file or a stored file) to the staged file `name`, creating its
+/// directories in the staging area, and sync the directory it entered.
+fn move_into_staging(root: &Path, name: &str, source: &Path) -> Result<()> {
+    let parts = staged_parts(name);
+    let (_, dirs) = parts.split_last().expect("a staged name has a component");
+    // A promote or discard of a sibling may remove an emptied directory between its creation
+    // and the rename: then it is created once more.
+    let mut retried = false;
+    loop {
+        let parent = hidden::ensure_dirs(root, dirs)?;
+        let (destination, found) = hidden::inspect(root, &parts)?;
+        if let Found::Directory = found {
+            return Err(directory_in_the_way(name));
+        }
+        match std::fs::rename(source, &destination) {
+            Ok(()) => return hidden::sync_dir(&parent, name),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !retried => retried = true,
+            Err(e) => return Err(Error::from_io(e, format!("staging {name:?}"))),
+        }
     }
 }
 
@@ -205,6 +281,14 @@ fn confine(root: &Path, path: &str, full: &Path) -> Result<()> {
         };
         if metadata.file_type().is_symlink() {
             match current.canonicalize() {
+                // the hidden area is reached through its own name only, which `check_name`
+                // refuses: a link into it would let a stored path overwrite a staged file or
+                // delete the lock file
+                Ok(resolved) if resolved.starts_with(root.join(TEMP_DIR)) => {
+                    return Err(Error::invalid_input(format!(
+                        "path {path:?} refused: it leads into the storage's own {TEMP_DIR}"
+                    )));
+                }
                 Ok(resolved) if resolved.starts_with(root) => {}
                 Ok(_) => {
                     return Err(Error::invalid_input(format!(
@@ -220,184 +304,6 @@ fn confine(root: &Path, path: &str, full: &Path) -> Result<()> {
                 Err(e) => return Err(Error::from_io(e, format!("resolving {path:?}"))),
             }
         }
-    }
-    Ok(())
-}
-
-/// Run one step of file-system work on the blocking thread pool. Every trip there costs two
-/// thread switches, so a step makes all its calls in one trip (a small file is written in two
-/// trips, not eleven).
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Other, "a file-system task failed").with_source(e))?
-}
-
-/// Whether a write waits for its directory entry to reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SyncDirectory {
-    Yes,
-    No,
-}
-
-/// Writes a file in blocks of about `WRITE_BUFFER` bytes on the blocking pool, each at its own
-/// offset, up to `WRITES_IN_FLIGHT` at once while the next block fills: reading (and hashing)
-/// the stream overlaps with the copies into the page cache, and those use more than one core.
-struct BlockWriter {
-    name: String,
-    file: Arc<std::fs::File>,
-    /// Where the next block goes.
-    offset: u64,
-    /// Writes in flight, oldest first; each hands back its buffer for reuse.
-    in_flight: VecDeque<tokio::task::JoinHandle<Result<Vec<u8>>>>,
-    /// Emptied buffers, ready to gather the next block.
-    spare: Vec<Vec<u8>>,
-    pending: Vec<u8>,
-    /// Bytes handed to writes since the last background sync started.
-    unsynced: usize,
-    /// A sync of what was written so far, running beside the writes (at most one).
-    background_sync: Option<tokio::task::JoinHandle<Result<()>>>,
-}
-
-/// One write: a block gathered from small chunks, or a chunk big enough on its own (written
-/// as it came, without a copy).
-enum Block {
-    Gathered(Vec<u8>),
-    Whole(bytes::Bytes),
-}
-
-impl Block {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Block::Gathered(buffer) => buffer,
-            Block::Whole(chunk) => chunk,
-        }
-    }
-}
-
-impl BlockWriter {
-    fn new(file: std::fs::File, name: &str) -> Self {
-        BlockWriter {
-            name: name.to_owned(),
-            file: Arc::new(file),
-            offset: 0,
-            in_flight: VecDeque::new(),
-            spare: Vec::new(),
-            pending: Vec::new(),
-            unsynced: 0,
-            background_sync: None,
-        }
-    }
-
-    async fn push(&mut self, chunk: bytes::Bytes) -> Result<()> {
-        if self.pending.is_empty() && chunk.len() >= WRITE_BUFFER {
-            return self.submit(Block::Whole(chunk)).await;
-        }
-        self.pending.extend_from_slice(&chunk);
-        if self.pending.len() >= WRITE_BUFFER {
-            let next = self.spare.pop().unwrap_or_default();
-            let block = std::mem::replace(&mut self.pending, next);
-            return self.submit(Block::Gathered(block)).await;
-        }
-        Ok(())
-    }
-
-    /// Start writing `block` at the current offset, once fewer than `WRITES_IN_FLIGHT` are.
-    async fn submit(&mut self, block: Block) -> Result<()> {
-        if self.in_flight.len() >= WRITES_IN_FLIGHT {
-            self.wait_for_oldest_write().await?;
-        }
-        if self
-            .background_sync
-            .as_ref()
-            .is_some_and(|sync| sync.is_finished())
-        {
-            // the last one is done: its error (if any) is this write's
-            self.wait_for_background_sync().await?;
-        }
-        let len = block.bytes().len();
-        if self.unsynced >= SYNC_EVERY && self.background_sync.is_none() {
-            let (file, name) = (Arc::clone(&self.file), self.name.clone());
-            self.background_sync = Some(tokio::task::spawn_blocking(move || {
-                file.sync_data()
-                    .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))
-            }));
-            self.unsynced = 0;
-        }
-        self.unsynced += len;
-        let (file, name, offset) = (Arc::clone(&self.file), self.name.clone(), self.offset);
-        self.offset += len as u64;
-        self.in_flight
-            .push_back(tokio::task::spawn_blocking(move || {
-                write_all_at(&file, block.bytes(), offset)
-                    .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
-                Ok(match block {
-                    Block::Gathered(mut buffer) => {
-                        buffer.clear();
-                        buffer
-                    }
-                    Block::Whole(_) => Vec::new(),
-                })
-            }));
-        Ok(())
-    }
-
-    async fn wait_for_oldest_write(&mut self) -> Result<()> {
-        if let Some(write) = self.in_flight.pop_front() {
-            let buffer = write.await.map_err(task_failed)??;
-            if buffer.capacity() > 0 {
-                self.spare.push(buffer);
-            }
-        }
-        Ok(())
-    }
-
-    async fn wait_for_background_sync(&mut self) -> Result<()> {
-        match self.background_sync.take() {
-            Some(sync) => sync.await.map_err(task_failed)?,
-            None => Ok(()),
-        }
-    }
-
-    /// Wait for every write and sync; hand back the file, the bytes not yet written and
-    /// where they go (a small file is written whole by the caller's last step).
-    async fn finish(mut self) -> Result<(std::fs::File, Vec<u8>, u64)> {
-        while !self.in_flight.is_empty() {
-            self.wait_for_oldest_write().await?;
-        }
-        self.wait_for_background_sync().await?;
-        let file = Arc::try_unwrap(self.file).map_err(|_| {
-            Error::new(
-                ErrorKind::Other,
-                "a write of the file was still running after all had ended",
-            )
-        })?;
-        Ok((file, self.pending, self.offset))
-    }
-}
-
-fn task_failed(error: tokio::task::JoinError) -> Error {
-    Error::new(ErrorKind::Other, "a file-system task failed").with_source(error)
-}
-
-/// Write all of `bytes` at `offset`, wherever the file's cursor is.
-#[cfg(unix)]
-fn write_all_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
-}
-
-/// Write all of `bytes` at `offset`, wherever the file's cursor is.
-#[cfg(windows)]
-fn write_all_at(file: &std::fs::File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let written = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
-        if written == 0 {
-            return Err(io::Error::from(io::ErrorKind::WriteZero));
-        }
-        bytes = &bytes[written..];
-        offset += written as u64;
     }
     Ok(())
 }
@@ -427,42 +333,27 @@ impl Drop for TempFile {
     }
 }
 
-#[async_trait]
-impl LocalStorage for FsLocalStorage {
-    async fn write(&self, path: &str, data: ByteStream) -> Result<u64> {
-        self.write_file(path, data, SyncDirectory::Yes).await
+/// Stream the file a read opened: whole when small, in chunks when not.
+fn read_opened(mut file: std::fs::File, name: &str) -> Result<Opened> {
+    let metadata = file
+        .metadata()
+        .map_err(|e| Error::from_io(e, format!("reading {name:?}")))?;
+    if !metadata.is_file() {
+        return Err(Error::not_found(format!("{name:?} is not a file")));
     }
-
-    async fn write_downloaded(&self, path: &str, data: ByteStream) -> Result<u64> {
-        // The file's contents are synced before the rename: after a power cut the file is
-        // complete or missing (the queue downloads a missing one again), never partial.
-        self.write_file(path, data, SyncDirectory::No).await
+    if metadata.len() > READ_CHUNK as u64 {
+        return Ok(Opened::Large(file));
     }
+    // a small file is read in this same trip to the blocking pool
+    let mut contents = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    std::io::Read::read_to_end(&mut file, &mut contents)
+        .map_err(|e| Error::from_io(e, format!("reading {name:?}")))?;
+    Ok(Opened::Small(bytes::Bytes::from(contents)))
+}
 
-    async fn read(&self, path: &str) -> Result<ByteStream> {
-        let full = self.resolve(path)?;
-        let (root, name) = (self.root.clone(), path.to_owned());
-        let opened = blocking(move || {
-            confine(&root, &name, &full)?;
-            let mut file = std::fs::File::open(&full)
-                .map_err(|e| Error::from_io(e, format!("opening {name:?}")))?;
-            let metadata = file
-                .metadata()
-                .map_err(|e| Error::from_io(e, format!("reading {name:?}")))?;
-            if !metadata.is_file() {
-                return Err(Error::not_found(format!("{name:?} is not a file")));
-            }
-            if metadata.len() > READ_CHUNK as u64 {
-                return Ok(Opened::Large(file));
-            }
-            // a small file is read in this same trip to the blocking pool
-            let mut contents = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-            std::io::Read::read_to_end(&mut file, &mut contents)
-                .map_err(|e| Error::from_io(e, format!("reading {name:?}")))?;
-            Ok(Opened::Small(bytes::Bytes::from(contents)))
-        })
-        .await?;
-        Ok(match opened {
+impl Opened {
+    fn into_stream(self) -> ByteStream {
+        match self {
             Opened::Small(contents) => {
                 Box::pin(futures_util::stream::iter([Ok::<_, io::Error>(contents)]))
             }
@@ -470,7 +361,42 @@ impl LocalStorage for FsLocalStorage {
                 tokio::fs::File::from_std(file),
                 READ_CHUNK,
             )),
+        }
+    }
+}
+
+#[async_trait]
+impl LocalStorage for FsLocalStorage {
+    async fn write(&self, path: &str, data: ByteStream) -> Result<u64> {
+        self.write_file(path, data, Target::Final(SyncDirectory::Yes))
+            .await
+    }
+
+    async fn write_downloaded(&self, path: &str, data: ByteStream) -> Result<u64> {
+        // The file's contents are synced before the rename: after a power cut the file is
+        // complete or missing (the queue downloads a missing one again), never partial.
+        self.write_file(path, data, Target::Final(SyncDirectory::No))
+            .await
+    }
+
+    async fn read(&self, path: &str) -> Result<ByteStream> {
+        let full = self.resolve(path)?;
+        let (root, name) = (self.root.clone(), path.to_owned());
+        let opened = blocking(move || {
+            confine(&root, &name, &full)?;
+            // looked at before opening: opening a FIFO someone left there would never return
+            match std::fs::metadata(&full) {
+                Ok(metadata) if !metadata.is_file() => {
+                    return Err(Error::not_found(format!("{name:?} is not a file")));
+                }
+                _ => {}
+            }
+            let file = std::fs::File::open(&full)
+                .map_err(|e| Error::from_io(e, format!("opening {name:?}")))?;
+            read_opened(file, &name)
         })
+        .await?;
+        Ok(opened.into_stream())
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -503,67 +429,136 @@ impl LocalStorage for FsLocalStorage {
 
     async fn list(&self) -> Result<Vec<String>> {
         let root = self.root.clone();
-        blocking(move || list_files(&root).map_err(|e| Error::from_io(e, "listing stored files")))
-            .await
+        blocking(move || {
+            hidden::walk_files(&root, |name| name == TEMP_DIR)
+                .map_err(|e| Error::from_io(e, "listing stored files"))
+        })
+        .await
     }
 
     async fn remove_temp_files(&self) -> Result<u64> {
-        let mut entries = match tokio::fs::read_dir(self.temp_dir()).await {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::from_io(e, "reading the temp directory")),
-        };
-        let mut removed = 0;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| Error::from_io(e, "reading the temp directory"))?
-        {
-            let path = entry.path();
-            let in_progress = self
-                .active_temp_files
-                .lock()
-                .expect("temp set lock poisoned")
-                .contains(&path);
-            if in_progress {
-                continue;
-            }
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::from_io(e, "removing a temp file")),
-            }
-        }
-        Ok(removed)
+        let (root, active) = (self.root.clone(), Arc::clone(&self.active_temp_files));
+        blocking(move || {
+            hidden::remove_temp_files(&root, |path| {
+                active
+                    .lock()
+                    .expect("temp set lock poisoned")
+                    .contains(path)
+            })
+        })
+        .await
     }
-}
 
-/// Every regular file below `root` as a `/`-separated relative path, skipping the temp
-/// directory, symbolic links and names that are not UTF-8 (which no stored path can be).
-fn list_files(root: &Path) -> io::Result<Vec<String>> {
-    let mut files = Vec::new();
-    let mut pending = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, prefix)) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if prefix.is_empty() && name == TEMP_DIR {
-                continue;
+    async fn write_staged(&self, path: &str, data: ByteStream) -> Result<u64> {
+        self.write_file(path, data, Target::Staged).await
+    }
+
+    async fn promote_staged(&self, path: &str) -> Result<()> {
+        check_name(path)?;
+        let (root, name) = (self.root.clone(), path.to_owned());
+        blocking(move || {
+            let parts = staged_parts(&name);
+            let (source, found) = hidden::inspect(&root, &parts)?;
+            if !matches!(found, Found::File(_)) {
+                return Err(Error::not_found(format!("nothing is staged as {name:?}")));
             }
-            let relative = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
+            // Only the directory entered is synced: if a power cut undid the removal from the
+            // staging area, the file would be in both places, and start-up promotes it again.
+            move_into_place(&root, &name, &source, SyncDirectory::Yes)?;
+            hidden::remove_empty_dirs(&root, &parts[..parts.len() - 1], HIDDEN_PREFIX_LEN);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stage_existing(&self, path: &str) -> Result<bool> {
+        let full = self.resolve(path)?;
+        let (root, name) = (self.root.clone(), path.to_owned());
+        blocking(move || {
+            confine(&root, &name, &full)?;
+            let is_file = |full: &Path| match std::fs::symlink_metadata(full) {
+                Ok(metadata) => Ok(metadata.is_file()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
             };
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push((entry.path(), relative));
-            } else if kind.is_file() {
-                files.push(relative);
+            // The queue only ever writes regular files: a link or directory at this path is
+            // someone else's, and staging it would lead to its removal.
+            if !is_file(&full)? {
+                return Ok(false);
             }
+            if let Err(error) = move_into_staging(&root, &name, &full) {
+                // removed meanwhile: there is nothing to move
+                return if is_file(&full)? {
+                    Err(error)
+                } else {
+                    Ok(false)
+                };
+            }
+            // The staging directory was synced; the one left is synced too, so a power cut
+            // cannot bring the file back to its path after its row is gone.
+            hidden::sync_dir(full.parent().unwrap_or(&root), &name)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn discard_staged(&self, path: &str) -> Result<()> {
+        check_name(path)?;
+        let (root, name) = (self.root.clone(), path.to_owned());
+        blocking(move || {
+            let parts = staged_parts(&name);
+            let (staged, found) = hidden::inspect(&root, &parts)?;
+            if let Found::File(_) = found {
+                match std::fs::remove_file(&staged) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(Error::from_io(e, format!("discarding staged {name:?}")));
+                    }
+                }
+                // no directory sync: a discard undone by a power cut is found and done again
+                hidden::remove_empty_dirs(&root, &parts[..parts.len() - 1], HIDDEN_PREFIX_LEN);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_staged(&self, path: &str) -> Result<ByteStream> {
+        check_name(path)?;
+        let (root, name) = (self.root.clone(), path.to_owned());
+        let opened = blocking(
+            move || match hidden::open_file(&root, &staged_parts(&name))? {
+                Some(file) => read_opened(file, &name),
+                None => Err(Error::not_found(format!("nothing is staged as {name:?}"))),
+            },
+        )
+        .await?;
+        Ok(opened.into_stream())
+    }
+
+    async fn list_staged(&self) -> Result<Vec<String>> {
+        let root = self.root.clone();
+        blocking(move || hidden::list_staged(&root)).await
+    }
+
+    fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
+        let file = hidden::open_lock_file(&self.root)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ExclusiveLock::new(file))),
+            Err(TryLockError::WouldBlock) => Err(Error::new(
+                ErrorKind::InUse,
+                format!(
+                    "another attachment queue uses the directory {} (in this process or \
+                     another): close it before opening a new one",
+                    self.root.display()
+                ),
+            )
+            .with_retryable(false)),
+            Err(TryLockError::Error(e)) => Err(Error::from_io(
+                e,
+                format!("locking the directory {}", self.root.display()),
+            )),
         }
     }
-    Ok(files)
 }

@@ -10,4 +10,8 @@ pub mod supabase_server;
 pub use data::{byte_at, failing_stream, patterned_bytes, patterned_stream, upload_row};
 pub use faulty::{CallCounts, Fault, FaultyRemoteStorage, RandomFaults};
 pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
-pub use suites::{HOSTILE_PATHS, local_storage_suite, remote_storage_suite, store_suite};
+pub use suites::local as local_storage;
+pub use suites::{
+    HOSTILE_PATHS, Staging, local_storage_suite, local_storage_suite_with, remote_storage_suite,
+    store_suite,
+};

@@ -37,25 +37,56 @@ fn stream_of(bytes: Bytes) -> ByteStream {
 /// assert_eq!(storage.file("a.txt").unwrap(), &b"hi"[..]);
 /// # });
 /// ```
+///
+/// Staged files live in a map of their own, so a staged file is invisible at its path until
+/// promoted, as in a storage with a real staging area:
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use attachments_core::{byte_stream_from, LocalStorage};
+/// let storage = attachments_testkit::MemoryLocalStorage::default();
+/// storage.write_staged("b.txt", byte_stream_from(vec![b"new".to_vec()])).await.unwrap();
+/// assert!(storage.file("b.txt").is_none());
+/// assert_eq!(storage.staged_file("b.txt").unwrap(), &b"new"[..]);
+/// storage.promote_staged("b.txt").await.unwrap();
+/// assert_eq!(storage.file("b.txt").unwrap(), &b"new"[..]);
+/// # });
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemoryLocalStorage {
-    files: Files,
+    /// Both maps sit behind one lock, so a promote or a stage moves a file in one step.
+    contents: Arc<Mutex<LocalContents>>,
+}
+
+#[derive(Debug, Default)]
+struct LocalContents {
+    files: HashMap<String, Bytes>,
+    staged: HashMap<String, Bytes>,
 }
 
 impl MemoryLocalStorage {
     /// The contents at `path`, if any.
     pub fn file(&self, path: &str) -> Option<Bytes> {
-        self.files.lock().expect("lock").get(path).cloned()
+        self.lock().files.get(path).cloned()
     }
 
-    /// How many files are stored.
+    /// The contents staged as `path`, if any.
+    pub fn staged_file(&self, path: &str) -> Option<Bytes> {
+        self.lock().staged.get(path).cloned()
+    }
+
+    /// How many files are stored (staged ones not counted).
     pub fn len(&self) -> usize {
-        self.files.lock().expect("lock").len()
+        self.lock().files.len()
     }
 
-    /// Whether no file is stored.
+    /// Whether no file is stored (staged ones not counted).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LocalContents> {
+        self.contents.lock().expect("lock")
     }
 }
 
@@ -65,10 +96,7 @@ impl LocalStorage for MemoryLocalStorage {
         validate_relative_path(path)?;
         let bytes = collect(data).await?;
         let len = bytes.len() as u64;
-        self.files
-            .lock()
-            .expect("lock")
-            .insert(path.to_owned(), bytes);
+        self.lock().files.insert(path.to_owned(), bytes);
         Ok(len)
     }
 
@@ -81,21 +109,69 @@ impl LocalStorage for MemoryLocalStorage {
 
     async fn delete(&self, path: &str) -> Result<()> {
         validate_relative_path(path)?;
-        self.files.lock().expect("lock").remove(path);
+        self.lock().files.remove(path);
         Ok(())
     }
 
     async fn exists(&self, path: &str) -> Result<bool> {
         validate_relative_path(path)?;
-        Ok(self.files.lock().expect("lock").contains_key(path))
+        Ok(self.lock().files.contains_key(path))
     }
 
     async fn list(&self) -> Result<Vec<String>> {
-        Ok(self.files.lock().expect("lock").keys().cloned().collect())
+        Ok(self.lock().files.keys().cloned().collect())
     }
 
     async fn remove_temp_files(&self) -> Result<u64> {
         Ok(0)
+    }
+
+    async fn write_staged(&self, path: &str, data: ByteStream) -> Result<u64> {
+        validate_relative_path(path)?;
+        let bytes = collect(data).await?;
+        let len = bytes.len() as u64;
+        self.lock().staged.insert(path.to_owned(), bytes);
+        Ok(len)
+    }
+
+    async fn promote_staged(&self, path: &str) -> Result<()> {
+        validate_relative_path(path)?;
+        let mut contents = self.lock();
+        let bytes = contents
+            .staged
+            .remove(path)
+            .ok_or_else(|| Error::not_found(format!("nothing is staged as {path:?}")))?;
+        contents.files.insert(path.to_owned(), bytes);
+        Ok(())
+    }
+
+    async fn stage_existing(&self, path: &str) -> Result<bool> {
+        validate_relative_path(path)?;
+        let mut contents = self.lock();
+        match contents.files.remove(path) {
+            Some(bytes) => {
+                contents.staged.insert(path.to_owned(), bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn discard_staged(&self, path: &str) -> Result<()> {
+        validate_relative_path(path)?;
+        self.lock().staged.remove(path);
+        Ok(())
+    }
+
+    async fn read_staged(&self, path: &str) -> Result<ByteStream> {
+        validate_relative_path(path)?;
+        self.staged_file(path)
+            .map(stream_of)
+            .ok_or_else(|| Error::not_found(format!("nothing is staged as {path:?}")))
+    }
+
+    async fn list_staged(&self) -> Result<Vec<String>> {
+        Ok(self.lock().staged.keys().cloned().collect())
     }
 }
 

@@ -2,11 +2,11 @@
 //! documentation promises. An adapter crate calls them from its own `tests/conformance.rs`.
 //! They panic (with a message naming the broken promise) on the first violation.
 
-mod local;
+pub mod local;
 mod remote;
 mod store;
 
-pub use local::local_storage_suite;
+pub use local::{Staging, local_storage_suite, local_storage_suite_with};
 pub use remote::remote_storage_suite;
 pub use store::store_suite;
 

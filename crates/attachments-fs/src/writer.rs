@@ -1,0 +1,195 @@
+//! Writing one file in blocks on the blocking thread pool, and the trips to that pool.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+
+use attachments_core::{Error, ErrorKind, Result};
+
+/// How many bytes gather before a write: every write is a trip to the blocking thread pool, so
+/// few large ones beat many small ones (measured with `cargo xtask bench`: see
+/// docs/BENCHMARKS.md).
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+/// Block writes of one file running at once (each copies its block into the page cache).
+const WRITES_IN_FLIGHT: usize = 4;
+
+/// A big file is synced to disk every this many bytes as it is written (on a second handle, in
+/// the background), not only at the end: the disk works while the stream is still being read,
+/// and the final sync has little left to do.
+const SYNC_EVERY: usize = 64 * 1024 * 1024;
+
+/// Run one step of file-system work on the blocking thread pool. Every trip there costs two
+/// thread switches, so a step makes all its calls in one trip (a small file is written in two
+/// trips, not eleven).
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, "a file-system task failed").with_source(e))?
+}
+
+/// Writes a file in blocks of about `WRITE_BUFFER` bytes on the blocking pool, each at its own
+/// offset, up to `WRITES_IN_FLIGHT` at once while the next block fills: reading (and hashing)
+/// the stream overlaps with the copies into the page cache, and those use more than one core.
+pub(crate) struct BlockWriter {
+    name: String,
+    file: Arc<std::fs::File>,
+    /// Where the next block goes.
+    offset: u64,
+    /// Writes in flight, oldest first; each hands back its buffer for reuse.
+    in_flight: VecDeque<tokio::task::JoinHandle<Result<Vec<u8>>>>,
+    /// Emptied buffers, ready to gather the next block.
+    spare: Vec<Vec<u8>>,
+    pending: Vec<u8>,
+    /// Bytes handed to writes since the last background sync started.
+    unsynced: usize,
+    /// A sync of what was written so far, running beside the writes (at most one).
+    background_sync: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+/// One write: a block gathered from small chunks, or a chunk big enough on its own (written
+/// as it came, without a copy).
+enum Block {
+    Gathered(Vec<u8>),
+    Whole(bytes::Bytes),
+}
+
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Block::Gathered(buffer) => buffer,
+            Block::Whole(chunk) => chunk,
+        }
+    }
+}
+
+impl BlockWriter {
+    pub(crate) fn new(file: std::fs::File, name: &str) -> Self {
+        BlockWriter {
+            name: name.to_owned(),
+            file: Arc::new(file),
+            offset: 0,
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
+            pending: Vec::new(),
+            unsynced: 0,
+            background_sync: None,
+        }
+    }
+
+    pub(crate) async fn push(&mut self, chunk: bytes::Bytes) -> Result<()> {
+        if self.pending.is_empty() && chunk.len() >= WRITE_BUFFER {
+            return self.submit(Block::Whole(chunk)).await;
+        }
+        self.pending.extend_from_slice(&chunk);
+        if self.pending.len() >= WRITE_BUFFER {
+            let next = self.spare.pop().unwrap_or_default();
+            let block = std::mem::replace(&mut self.pending, next);
+            return self.submit(Block::Gathered(block)).await;
+        }
+        Ok(())
+    }
+
+    /// Start writing `block` at the current offset, once fewer than `WRITES_IN_FLIGHT` are.
+    async fn submit(&mut self, block: Block) -> Result<()> {
+        if self.in_flight.len() >= WRITES_IN_FLIGHT {
+            self.wait_for_oldest_write().await?;
+        }
+        if self
+            .background_sync
+            .as_ref()
+            .is_some_and(|sync| sync.is_finished())
+        {
+            // the last one is done: its error (if any) is this write's
+            self.wait_for_background_sync().await?;
+        }
+        let len = block.bytes().len();
+        if self.unsynced >= SYNC_EVERY && self.background_sync.is_none() {
+            let (file, name) = (Arc::clone(&self.file), self.name.clone());
+            self.background_sync = Some(tokio::task::spawn_blocking(move || {
+                file.sync_data()
+                    .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))
+            }));
+            self.unsynced = 0;
+        }
+        self.unsynced += len;
+        let (file, name, offset) = (Arc::clone(&self.file), self.name.clone(), self.offset);
+        self.offset += len as u64;
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || {
+                write_all_at(&file, block.bytes(), offset)
+                    .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+                Ok(match block {
+                    Block::Gathered(mut buffer) => {
+                        buffer.clear();
+                        buffer
+                    }
+                    Block::Whole(_) => Vec::new(),
+                })
+            }));
+        Ok(())
+    }
+
+    async fn wait_for_oldest_write(&mut self) -> Result<()> {
+        if let Some(write) = self.in_flight.pop_front() {
+            let buffer = write.await.map_err(task_failed)??;
+            if buffer.capacity() > 0 {
+                self.spare.push(buffer);
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_for_background_sync(&mut self) -> Result<()> {
+        match self.background_sync.take() {
+            Some(sync) => sync.await.map_err(task_failed)?,
+            None => Ok(()),
+        }
+    }
+
+    /// Wait for every write and sync; hand back the file, the bytes not yet written and
+    /// where they go (a small file is written whole by the caller's last step).
+    pub(crate) async fn finish(mut self) -> Result<(std::fs::File, Vec<u8>, u64)> {
+        while !self.in_flight.is_empty() {
+            self.wait_for_oldest_write().await?;
+        }
+        self.wait_for_background_sync().await?;
+        let file = Arc::try_unwrap(self.file).map_err(|_| {
+            Error::new(
+                ErrorKind::Other,
+                "a write of the file was still running after all had ended",
+            )
+        })?;
+        Ok((file, self.pending, self.offset))
+    }
+}
+
+fn task_failed(error: tokio::task::JoinError) -> Error {
+    Error::new(ErrorKind::Other, "a file-system task failed").with_source(error)
+}
+
+/// Write all of `bytes` at `offset`, wherever the file's cursor is.
+#[cfg(unix)]
+pub(crate) fn write_all_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+/// Write all of `bytes` at `offset`, wherever the file's cursor is.
+#[cfg(windows)]
+pub(crate) fn write_all_at(
+    file: &std::fs::File,
+    mut bytes: &[u8],
+    mut offset: u64,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let written = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
+        if written == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        bytes = &bytes[written..];
+        offset += written as u64;
+    }
+    Ok(())
+}
