@@ -321,6 +321,13 @@ impl ReferencedAttachments {
     }
 }
 
+/// Items the app knows to be current: a reading taken now.
+impl From<Vec<WatchedAttachmentItem>> for ReferencedAttachments {
+    fn from(items: Vec<WatchedAttachmentItem>) -> Self {
+        ReferencedAttachments::read_now(items)
+    }
+}
+
 /// `{id}.{extension}`, or `{id}` without an extension; the extension is validated.
 pub fn default_filename(id: &AttachmentId, extension: Option<&str>) -> Result<String> {
     match extension.map(|e| e.trim_start_matches('.')) {

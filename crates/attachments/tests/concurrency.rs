@@ -25,7 +25,12 @@ async fn saves_deletes_and_app_writes_in_parallel() {
         .execute(&device.pool)
         .await
         .unwrap();
-    let queue = device.watching_builder().await.max_concurrency(4).build().unwrap();
+    let queue = device
+        .watching_builder()
+        .await
+        .max_concurrency(4)
+        .build()
+        .unwrap();
     queue.start_sync().await.unwrap();
 
     // the app's own writes, and another "process" with its own pool on the same file

@@ -85,7 +85,12 @@ async fn truncated_and_oversized_downloads_are_refused() {
         max_backoff: Duration::ZERO,
         ..RetryPolicy::default()
     };
-    let queue = device.builder().await.retry(immediate.clone()).build().unwrap();
+    let queue = device
+        .builder()
+        .await
+        .retry(immediate.clone())
+        .build()
+        .unwrap();
     let saved = queue.save_file(photo(1, 10_000)).await.unwrap();
     queue.sync_now().await.unwrap();
     queue.close().await;

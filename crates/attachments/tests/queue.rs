@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use attachments::{
-    AttachmentEvent, AttachmentId, AttachmentState, BoxError, ErrorKind, Operation, SaveFile,
-    byte_stream_from, collect_bytes,
+    Attachment, AttachmentEvent, AttachmentId, AttachmentState, BoxError, Error, ErrorAction,
+    ErrorKind, Operation, ReferencedAttachments, SaveFile, byte_stream_from, collect_bytes,
 };
 use attachments_testkit::{patterned_bytes, patterned_stream};
 use common::{
@@ -184,19 +184,44 @@ async fn archived_attachments_are_served_from_the_cache() {
 }
 
 #[tokio::test]
-async fn a_failed_download_is_archived_by_the_handler() {
+async fn a_download_that_finds_no_object_is_retried_by_default() {
+    // in a synced app the author's device has usually not uploaded it yet
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
     let queue = device.builder().await.build().unwrap();
+    let ghost = AttachmentId::new("ghost").unwrap();
+    queue.set_referenced(vec![item(&ghost)]).await.unwrap();
+
+    let summary = queue.sync_now().await.unwrap();
+    assert_eq!((summary.retrying, summary.archived), (1, 0));
+    let row = queue.get(&ghost).await.unwrap().unwrap();
+    assert_eq!(row.state, AttachmentState::QueuedDownload);
+    assert_eq!(row.attempts, 1);
+    assert!(row.next_attempt_at.is_some(), "backed off, not given up");
+}
+
+#[tokio::test]
+async fn a_failed_download_is_archived_by_an_app_handler_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
+    let queue = device
+        .builder()
+        .await
+        .error_handler(|_: &Attachment, _: Operation, error: &Error| {
+            if error.is_retryable() {
+                ErrorAction::Retry
+            } else {
+                ErrorAction::Archive
+            }
+        })
+        .build()
+        .unwrap();
     let mut events = queue.subscribe();
     let ghost = AttachmentId::new("ghost").unwrap();
     queue.set_referenced(vec![item(&ghost)]).await.unwrap();
 
     let summary = queue.sync_now().await.unwrap();
-    assert_eq!(
-        summary.archived, 1,
-        "NotFound is permanent: the default handler archives"
-    );
+    assert_eq!(summary.archived, 1, "the app's handler archives NotFound");
     let row = queue.get(&ghost).await.unwrap().unwrap();
     assert_eq!(row.state, AttachmentState::Archived);
     assert_eq!(row.failed_state, Some(AttachmentState::QueuedDownload));
@@ -401,7 +426,8 @@ async fn a_stalled_transfer_times_out_as_retryable() {
         .builder()
         .await
         .transfer_timeout(Duration::from_millis(200))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let saved = queue.save_file(photo(1, 100)).await.unwrap();
     device.remote.hang_next(1);
     let summary = queue.sync_now().await.unwrap();
@@ -414,7 +440,12 @@ async fn a_stalled_transfer_times_out_as_retryable() {
 async fn expire_cache_returns_when_nothing_is_over_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.archived_cache_limit(5).build().unwrap();
+    let queue = device
+        .builder()
+        .await
+        .archived_cache_limit(5)
+        .build()
+        .unwrap();
     let evicted = tokio::time::timeout(PATIENCE, queue.expire_cache())
         .await
         .unwrap()
@@ -435,7 +466,12 @@ async fn expire_cache_returns_when_nothing_is_over_the_limit() {
 async fn eviction_keeps_the_newest_by_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
-    let queue = device.builder().await.archived_cache_limit(2).build().unwrap();
+    let queue = device
+        .builder()
+        .await
+        .archived_cache_limit(2)
+        .build()
+        .unwrap();
     let mut ids = Vec::new();
     for seed in 0..4 {
         let saved = queue.save_file(photo(seed, 10)).await.unwrap();
@@ -579,7 +615,12 @@ async fn downloads_can_be_turned_off() {
         b"from elsewhere",
     )
     .unwrap();
-    let queue = device.builder().await.download_attachments(false).build().unwrap();
+    let queue = device
+        .builder()
+        .await
+        .download_attachments(false)
+        .build()
+        .unwrap();
     let other = AttachmentId::new("other").unwrap();
 
     queue.set_referenced(vec![item(&other)]).await.unwrap();
@@ -719,29 +760,34 @@ async fn a_restart_after_a_crash_cleans_up_and_carries_on() {
         .unwrap();
     drop(queue); // the process dies: no stop, no close
 
-    // what a crash leaves: a partial temp file, a file whose save never committed, and a
-    // synced attachment whose file vanished
+    // what a crash leaves: a partial temp file, the staged file of a save that never
+    // committed, and a synced attachment whose file vanished; beside them, the app's own file
     let temp = device.local_dir().join(attachments_fs::TEMP_DIR);
-    std::fs::create_dir_all(&temp).unwrap();
+    std::fs::create_dir_all(temp.join("staged")).unwrap();
     std::fs::write(temp.join("dead.part"), b"half a photo").unwrap();
-    std::fs::write(device.local_dir().join("uncommitted.jpg"), b"orphan").unwrap();
+    std::fs::write(temp.join("staged").join("uncommitted.jpg"), b"orphan").unwrap();
+    std::fs::write(device.local_dir().join("notes.txt"), b"the app's own").unwrap();
     std::fs::remove_file(device.local_dir().join(&synced.filename)).unwrap();
 
     let restarted = device.builder().await.build().unwrap();
     let summary = restarted.sync_now().await.unwrap();
     assert_eq!((summary.uploaded, summary.downloaded), (1, 1));
     assert_eq!(restarted.status().await.unwrap().synced, 2);
-    assert_eq!(
-        std::fs::read_dir(&temp).unwrap().count(),
-        0,
-        "temp files removed"
+    assert!(
+        files_below(&temp).iter().all(|f| f.ends_with("lock")),
+        "temp and staged files removed: {:?}",
+        files_below(&temp)
     );
-    let mut expected = vec![pending.filename.clone(), synced.filename.clone()];
+    let mut expected = vec![
+        "notes.txt".to_owned(),
+        pending.filename.clone(),
+        synced.filename.clone(),
+    ];
     expected.sort();
     assert_eq!(
         device.local_files(),
         expected,
-        "the orphan is removed, the rest is whole"
+        "the uncommitted save is gone, the app's file and the attachments are whole"
     );
 }
 
@@ -852,10 +898,17 @@ async fn a_late_emission_read_before_a_delete_does_not_bring_it_back() {
     queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
     queue.sync_now().await.unwrap();
 
+    let read_before_the_delete = std::time::Instant::now();
     queue.delete_file(&saved.id).await.unwrap();
     assert_eq!(queue.sync_now().await.unwrap().deleted, 1);
     // the watcher read the references just before the delete committed, and delivers now
-    queue.set_referenced(vec![item(&saved.id)]).await.unwrap();
+    queue
+        .set_referenced(ReferencedAttachments::new(
+            vec![item(&saved.id)],
+            read_before_the_delete,
+        ))
+        .await
+        .unwrap();
     let summary = queue.sync_now().await.unwrap();
     assert_eq!(summary.downloaded + summary.archived, 0);
     assert!(
@@ -869,6 +922,49 @@ async fn a_late_emission_read_before_a_delete_does_not_bring_it_back() {
             .downloads
             .load(std::sync::atomic::Ordering::SeqCst),
         0
+    );
+}
+
+#[tokio::test]
+async fn an_id_deleted_here_and_reused_elsewhere_is_downloaded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let phone = Device::new(&dir.path().join("phone"), &dir.path().join("remote")).await;
+    let tablet = Device::new(&dir.path().join("tablet"), &dir.path().join("remote")).await;
+    let phone_queue = phone.builder().await.build().unwrap();
+    let tablet_queue = tablet.builder().await.build().unwrap();
+    let avatar = AttachmentId::new("avatar").unwrap();
+    let first = phone_queue
+        .save_file(photo(1, 100).id(avatar.clone()))
+        .await
+        .unwrap();
+    phone_queue
+        .set_referenced(vec![item(&first.id)])
+        .await
+        .unwrap();
+    phone_queue.sync_now().await.unwrap();
+    phone_queue.delete_file(&avatar).await.unwrap();
+    phone_queue.set_referenced(Vec::new()).await.unwrap();
+    assert_eq!(phone_queue.sync_now().await.unwrap().deleted, 1);
+
+    // the tablet saves a new avatar under the same id; the phone reads the reference after
+    // its delete committed, so it downloads the new one
+    tablet_queue
+        .save_file(photo(2, 300).id(avatar.clone()))
+        .await
+        .unwrap();
+    tablet_queue.sync_now().await.unwrap();
+    phone_queue
+        .set_referenced(vec![item(&avatar)])
+        .await
+        .unwrap();
+    assert_eq!(phone_queue.sync_now().await.unwrap().downloaded, 1);
+    let bytes = collect_bytes(phone_queue.read_file(&avatar).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        bytes,
+        patterned_bytes(2, 300),
+        "the new avatar, not the deleted one"
     );
 }
 

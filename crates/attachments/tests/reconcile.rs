@@ -77,7 +77,12 @@ async fn run(seed: u64) {
                     .collect();
                 queue.set_referenced(items.clone()).await.unwrap();
                 let rows = queue.store().list(None).await.unwrap();
-                check_reconciled(&rows, &items, downloads, &format!("seed {seed}, step {step}"));
+                check_reconciled(
+                    &rows,
+                    &items,
+                    downloads,
+                    &format!("seed {seed}, step {step}"),
+                );
             }
         }
     }
@@ -87,12 +92,21 @@ async fn run(seed: u64) {
 /// downloads are on; the reading was taken after every delete, so deleted ids may come back)
 /// and is not left archived unless a failure archived it; an unreferenced row is neither
 /// `Synced` nor `QueuedDownload`.
-fn check_reconciled(rows: &[Attachment], items: &[WatchedAttachmentItem], downloads: bool, at: &str) {
-    let by_id: HashMap<&AttachmentId, &Attachment> = rows.iter().map(|row| (&row.id, row)).collect();
+fn check_reconciled(
+    rows: &[Attachment],
+    items: &[WatchedAttachmentItem],
+    downloads: bool,
+    at: &str,
+) {
+    let by_id: HashMap<&AttachmentId, &Attachment> =
+        rows.iter().map(|row| (&row.id, row)).collect();
     let referenced: HashSet<&AttachmentId> = items.iter().map(|item| &item.id).collect();
     for id in &referenced {
         match by_id.get(id) {
-            None => assert!(!downloads, "{at}: referenced {id} has no row although downloads are on"),
+            None => assert!(
+                !downloads,
+                "{at}: referenced {id} has no row although downloads are on"
+            ),
             Some(row) => assert!(
                 row.state != AttachmentState::Archived || row.failed_state.is_some(),
                 "{at}: referenced {id} is still archived"
@@ -101,7 +115,10 @@ fn check_reconciled(rows: &[Attachment], items: &[WatchedAttachmentItem], downlo
     }
     for row in rows.iter().filter(|row| !referenced.contains(&row.id)) {
         assert!(
-            !matches!(row.state, AttachmentState::Synced | AttachmentState::QueuedDownload),
+            !matches!(
+                row.state,
+                AttachmentState::Synced | AttachmentState::QueuedDownload
+            ),
             "{at}: unreferenced {} is still {}",
             row.id,
             row.state

@@ -48,7 +48,8 @@ async fn two_thousand_attachments_through_a_failing_remote_converge() {
         max_backoff: Duration::from_millis(40),
         ..RetryPolicy::default()
     })
-    .build().unwrap();
+    .build()
+    .unwrap();
 
     let mut saved = Vec::new();
     for n in 0..ATTACHMENTS {

@@ -95,7 +95,9 @@ impl QueueConfig {
             return refuse("retry.max_backoff is shorter than retry.initial_backoff");
         }
         if retry.max_attempts == Some(0) {
-            return refuse("retry.max_attempts is 0: use None to retry without limit, or 1 or more");
+            return refuse(
+                "retry.max_attempts is 0: use None to retry without limit, or 1 or more",
+            );
         }
         Ok(())
     }

@@ -132,7 +132,9 @@ mod tests {
         token.cancelled().await; // the holder is told to stop
         assert!(!waiter.is_finished());
         drop(holder);
-        waiter.await.expect("the waiter gets the claim once it is released");
+        waiter
+            .await
+            .expect("the waiter gets the claim once it is released");
         assert!(!claims.is_claimed(&"a"));
     }
 }

@@ -168,7 +168,10 @@ impl<S: AttachmentStore> Engine<S> {
                 },
                 None => None,
             };
-            if self.remove_row_and_file(&row, path.map(|(path, _)| path)).await? {
+            if self
+                .remove_row_and_file(&row, path.map(|(path, _)| path))
+                .await?
+            {
                 evicted += 1;
             }
         }
@@ -187,8 +190,10 @@ impl<S: AttachmentStore> Engine<S> {
         // Claiming every path and id waits for the transfers of these lives to end, so none
         // of them can write a file or a row after its row is gone. Paths before ids, as a save
         // takes them; saves and transfers never wait for a claim, so this cannot deadlock.
-        let paths: std::collections::BTreeSet<&String> =
-            listed.iter().filter_map(|row| row.local_uri.as_ref()).collect();
+        let paths: std::collections::BTreeSet<&String> = listed
+            .iter()
+            .filter_map(|row| row.local_uri.as_ref())
+            .collect();
         let mut path_claims = Vec::with_capacity(paths.len());
         for path in &paths {
             path_claims.push(self.claimed_paths.claim((*path).clone(), &cancel).await);

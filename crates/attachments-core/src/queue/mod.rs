@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{BoxError, Error, Result};
-use crate::model::{Attachment, AttachmentId, ReferencedAttachments, WatchedAttachmentItem};
+use crate::model::{Attachment, AttachmentId, ReferencedAttachments};
 use crate::storage::{ByteStream, LocalStorage, RemoteStorage};
 use crate::store::{AttachmentStore, StateCounts};
 use engine::Engine;
@@ -156,16 +156,16 @@ impl<S: AttachmentStore> AttachmentQueue<S> {
     }
 
     /// Tell the queue the full set of attachments the app references, and reconcile the table
-    /// with it now. This is what the watched stream does at every emission; apps that learn of
-    /// changes some other way can push them here.
+    /// with it now. This is what the watched stream does at every reading; apps that learn of
+    /// changes some other way can push them here: a `Vec` of items is a reading taken now, a
+    /// [`ReferencedAttachments`] says when it was taken (a reading older than the newest one
+    /// the queue has is ignored).
     ///
     /// # Errors
     /// `Closed` after `close`; store errors.
-    pub async fn set_referenced(&self, items: Vec<WatchedAttachmentItem>) -> Result<()> {
+    pub async fn set_referenced(&self, reading: impl Into<ReferencedAttachments>) -> Result<()> {
         self.engine.lifecycle.ensure_open()?;
-        self.engine
-            .references
-            .set_latest(ReferencedAttachments::read_now(items));
+        self.engine.references.set_latest(reading.into());
         self.engine.reconcile().await?;
         self.trigger_sync();
         Ok(())

@@ -271,9 +271,17 @@ impl<S: AttachmentStore> Engine<S> {
         let downloads = self.references.downloads_enabled();
         let referenced: HashSet<AttachmentId> =
             reading.items.iter().map(|item| item.id.clone()).collect();
+        // Deleted ids this reading may still name: left alone now, and looked at again by
+        // the next reconcile (a newer reading may reference them again: a reused id).
+        let guarded = self.references.deleted_after(reading.read_at);
         let scope = self.references.begin(&referenced, downloads);
-        let result = self.reconcile_scope(&reading, &referenced, scope, downloads).await;
+        let result = self
+            .reconcile_scope(&reading, &referenced, scope, downloads, &guarded)
+            .await;
         self.references.end(result.is_ok(), referenced, downloads);
+        for id in &guarded {
+            self.references.note_written(id);
+        }
         result
     }
 
@@ -283,6 +291,7 @@ impl<S: AttachmentStore> Engine<S> {
         referenced: &HashSet<AttachmentId>,
         scope: Scope,
         downloads: bool,
+        guarded: &HashSet<AttachmentId>,
     ) -> Result<()> {
         let in_scope: Vec<WatchedAttachmentItem>;
         let (rows, items) = match scope {
@@ -316,7 +325,7 @@ impl<S: AttachmentStore> Engine<S> {
         let context = ReconcileContext {
             download_attachments: downloads,
             local_files_present,
-            recently_deleted: self.references.deleted_after(reading.read_at),
+            recently_deleted: guarded.clone(),
             now_ms: self.clock.now_ms(),
         };
         let reconciliation = reconcile_watched(&rows, items, &context);
