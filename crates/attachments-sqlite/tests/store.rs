@@ -74,7 +74,14 @@ async fn the_table_has_the_powersync_layout() {
     .map(|row| row.get::<String, _>(0))
     .collect();
     // migration 2 dropped the index on state alone: (state, timestamp) serves those queries
-    assert_eq!(indexes, ["attachments_queue_state_timestamp"]);
+    assert_eq!(
+        indexes,
+        [
+            "attachments_queue_filename",
+            "attachments_queue_queued_next_attempt",
+            "attachments_queue_state_timestamp"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -116,7 +123,7 @@ async fn migrations_live_beside_the_apps_own() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(ours, 2, "both of the store's migrations, once each");
+    assert_eq!(ours, 5, "each of the store's migrations, once");
 }
 
 #[tokio::test]
@@ -233,7 +240,7 @@ async fn update_hooks_share_the_transaction() {
 }
 
 #[tokio::test]
-async fn watched_query_emits_on_change_and_never_repeats() {
+async fn watched_query_emits_a_fresh_reading_after_every_commit() {
     let dir = tempfile::tempdir().unwrap();
     let pool = file_pool(&dir).await;
     sqlx::query("CREATE TABLE todos (id INTEGER PRIMARY KEY, photo_id TEXT, title TEXT)")
@@ -260,19 +267,29 @@ async fn watched_query_emits_on_change_and_never_repeats() {
             .collect::<Vec<_>>()
     };
     let first = watch.next().await.unwrap().unwrap();
+    let first_read_at = first.read_at;
     assert_eq!(first.items[0].file_extension.as_deref(), Some("jpg"));
     assert_eq!(ids(first), ["b"], "NULL and invalid ids are skipped");
 
-    // a change that does not alter the result emits nothing; the next real change does
+    // a commit that does not alter the result still emits a reading, with the same items and
+    // a later read_at: the queue orders deletes against it
     sqlx::query("UPDATE todos SET title = 'x'")
         .execute(&pool)
         .await
         .unwrap();
+    let same = watch.next().await.unwrap().unwrap();
+    assert!(same.read_at > first_read_at, "a fresh reading");
+    let same_read_at = same.read_at;
+    assert_eq!(ids(same), ["b"]);
+
     sqlx::query("INSERT INTO todos (id, photo_id) VALUES (4, 'a')")
         .execute(&pool)
         .await
         .unwrap();
+    // the reading after the insert: none came from the polls in between, where nothing
+    // committed
     let second = watch.next().await.unwrap().unwrap();
+    assert!(second.read_at > same_read_at);
     assert_eq!(ids(second), ["a", "b"], "sorted by id");
 
     // a commit from another process (here: a separate pool on the same file) is seen too

@@ -10,4 +10,4 @@ pub mod supabase_server;
 pub use data::{byte_at, failing_stream, patterned_bytes, patterned_stream, upload_row};
 pub use faulty::{CallCounts, Fault, FaultyRemoteStorage, RandomFaults};
 pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
-pub use suites::{HOSTILE_PATHS, local_storage_suite, remote_storage_suite, store_suite};
+pub use suites::{HOSTILE_PATHS, local_storage_suite, remote_storage_suite, store, store_suite};

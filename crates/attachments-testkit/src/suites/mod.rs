@@ -4,7 +4,7 @@
 
 mod local;
 mod remote;
-mod store;
+pub mod store;
 
 pub use local::local_storage_suite;
 pub use remote::remote_storage_suite;
