@@ -118,16 +118,21 @@ struct Statements {
 impl Statements {
     fn new(table: &str) -> Self {
         let next_version = format!(r#"(SELECT last_version FROM "{}")"#, version_table(table));
+        // INDEXED BY: without ANALYZE statistics (most apps never run it) SQLite judges
+        // `next_attempt_at IS NULL` unselective and may walk every queued row through
+        // (state, timestamp) instead. Naming the index also makes a statement that cannot use
+        // it fail to prepare rather than silently scan.
+        let queued = format!(r#""{table}" INDEXED BY "{table}_queued_next_attempt""#);
         // [without downloads, with downloads]
         let states = ["1, 2", "0, 1, 2"];
         // NULL (never failed) and "at or before now" are each a range of the partial index
         // (state, next_attempt_at); an OR of the two would not be.
         let due = states.map(|states| {
             format!(
-                r#"SELECT {COLUMNS} FROM "{table}"
+                r#"SELECT {COLUMNS} FROM {queued}
                    WHERE {QUEUED_TERM} AND state IN ({states}) AND next_attempt_at IS NULL
                    UNION ALL
-                   SELECT {COLUMNS} FROM "{table}"
+                   SELECT {COLUMNS} FROM {queued}
                    WHERE {QUEUED_TERM} AND state IN ({states}) AND next_attempt_at <= ?1
                    ORDER BY timestamp, id LIMIT ?2"#
             )
@@ -138,7 +143,7 @@ impl Statements {
                 .split(", ")
                 .map(|state| {
                     format!(
-                        r#"SELECT (SELECT next_attempt_at FROM "{table}"
+                        r#"SELECT (SELECT next_attempt_at FROM {queued}
                                WHERE {QUEUED_TERM} AND state = {state}
                                      AND next_attempt_at IS NOT NULL
                                ORDER BY next_attempt_at LIMIT 1) AS at"#
@@ -816,4 +821,62 @@ where
 {
     row.try_get(name)
         .map_err(|e| db_error(e, format!("reading column {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite plans for `statement`: one line per step.
+    async fn plan(pool: &SqlitePool, statement: &str) -> Vec<String> {
+        sqlx::query(sql(&format!("EXPLAIN QUERY PLAN {statement}")))
+            .bind(0_i64)
+            .bind(10_i64)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn due_rows_and_the_next_retry_time_are_read_from_the_queued_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("plan.db"))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let store = SqliteStore::new(pool.clone()).await.unwrap();
+        // a backlog of rows waiting out a backoff, and many synced rows, without ANALYZE (as
+        // in most apps): the planner must pick the index from the schema alone
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO attachments_queue (id, filename, timestamp, state, next_attempt_at)
+             SELECT 'r' || i, 'r' || i, i, i % 5, CASE WHEN i % 5 < 3 THEN i END FROM n",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let statements = store.sql.due.iter().chain(&store.sql.next_attempt);
+        for statement in statements {
+            let steps = plan(&pool, statement).await;
+            let reads: Vec<&String> = steps
+                .iter()
+                .filter(|step| step.contains("attachments_queue"))
+                .collect();
+            assert!(!reads.is_empty(), "{steps:?}");
+            for read in reads {
+                assert!(
+                    read.starts_with("SEARCH attachments_queue USING")
+                        && read.contains(
+                            "INDEX attachments_queue_queued_next_attempt (state=? AND next_attempt_at"
+                        ),
+                    "every read of the table is a search of the queued index by state and retry \
+                     time (so rows waiting out a backoff are never read), got {read:?} in \
+                     {steps:?} for {statement}"
+                );
+            }
+        }
+    }
 }
