@@ -36,111 +36,52 @@ pub(crate) async fn migrate(
     })
 }
 
-fn migration(version: i64, description: String, sql: String) -> Migration {
-    Migration::new(
-        version,
-        Cow::Owned(description),
-        MigrationType::Simple,
-        AssertSqlSafe(sql).into_sql_str(),
-        false,
-    )
-}
+/// Every migration: version, description and SQL, with `{table}` for the table name. The SQL
+/// lives in files so that no reformatting of this source can change it: sqlx refuses to start
+/// on a database whose recorded checksum of a migration differs from the one it would run.
+const MIGRATIONS: [(i64, &str, &str); 5] = [
+    (
+        1,
+        "create {table}",
+        include_str!("migrations/0001_create_table.sql"),
+    ),
+    // (state, timestamp) serves every query by state: a second index on state alone only
+    // cost a page write at every state change.
+    (
+        2,
+        "drop the redundant state index of {table}",
+        include_str!("migrations/0002_drop_state_index.sql"),
+    ),
+    (
+        3,
+        "a store-wide version counter for {table}",
+        include_str!("migrations/0003_version_counter.sql"),
+    ),
+    (
+        4,
+        "one row per filename in {table}",
+        include_str!("migrations/0004_unique_filename.sql"),
+    ),
+    (
+        5,
+        "an index of the queued rows of {table} by retry time",
+        include_str!("migrations/0005_queued_index.sql"),
+    ),
+];
 
 fn migrations(table: &str) -> Vec<Migration> {
-    let versions = version_table(table);
-    vec![
-        migration(
-            1,
-            format!("create {table}"),
-            format!(
-                r#"CREATE TABLE "{table}" (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    filename TEXT NOT NULL,
-                    local_uri TEXT,
-                    timestamp INTEGER NOT NULL,
-                    size INTEGER,
-                    media_type TEXT,
-                    state INTEGER NOT NULL,
-                    has_synced INTEGER NOT NULL DEFAULT 0,
-                    meta_data TEXT,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    next_attempt_at INTEGER,
-                    last_error TEXT,
-                    checksum TEXT,
-                    version INTEGER NOT NULL DEFAULT 1,
-                    failed_state INTEGER
-                );
-                CREATE INDEX "{table}_state" ON "{table}" (state);
-                CREATE INDEX "{table}_state_timestamp" ON "{table}" (state, timestamp);"#
-            ),
-        ),
-        // (state, timestamp) serves every query by state: a second index on state alone only
-        // cost a page write at every state change.
-        migration(
-            2,
-            format!("drop the redundant state index of {table}"),
-            format!(r#"DROP INDEX IF EXISTS "{table}_state";"#),
-        ),
-        // Versions were per row and restarted at 1 for a re-created id, so a late outcome of
-        // an earlier life could pass the compare-and-set of a later one. Every write now takes
-        // its version from this store-wide counter (`version = last + n` in the write itself)
-        // and the triggers advance the counter in the same statement, so a single change stays
-        // one autocommit statement. Seeded above every version already in the table. The
-        // counter lives in its own table, so `clear()` (a DELETE of the rows) keeps it.
-        migration(
-            3,
-            format!("a store-wide version counter for {table}"),
-            format!(
-                r#"CREATE TABLE "{versions}" (
-                    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 0),
-                    last_version INTEGER NOT NULL
-                );
-                INSERT INTO "{versions}" (id, last_version)
-                    SELECT 0, COALESCE(MAX(version), 0) FROM "{table}";
-                CREATE TRIGGER "{table}_version_after_insert" AFTER INSERT ON "{table}"
-                    WHEN NEW.version > (SELECT last_version FROM "{versions}")
-                    BEGIN UPDATE "{versions}" SET last_version = NEW.version; END;
-                CREATE TRIGGER "{table}_version_after_update" AFTER UPDATE OF version ON "{table}"
-                    WHEN NEW.version > (SELECT last_version FROM "{versions}")
-                    BEGIN UPDATE "{versions}" SET last_version = NEW.version; END;"#
-            ),
-        ),
-        // Two rows sharing a filename share one local file and one remote object: deleting
-        // either would delete the other's data. A table written by an older version may hold
-        // such pairs; failing here would stop the app from starting, so of each group the row
-        // written last (newest `timestamp`, then highest `version`, then greatest id) stays,
-        // since the shared file most likely holds its contents, and the other rows are
-        // removed. No file or object is touched: the row that stays still references them.
-        // `warn_about_shared_filenames` logs the removed ids first.
-        migration(
-            4,
-            format!("one row per filename in {table}"),
-            format!(
-                r#"DELETE FROM "{table}" WHERE rowid IN (
-                    SELECT rowid FROM (
-                        SELECT rowid, ROW_NUMBER() OVER (
-                            PARTITION BY filename
-                            ORDER BY timestamp DESC, version DESC, id DESC
-                        ) AS place FROM "{table}"
-                    ) WHERE place > 1
-                );
-                CREATE UNIQUE INDEX "{table}_filename" ON "{table}" (filename);"#
-            ),
-        ),
-        // A pass reads only the queued rows that are due. Partial, so synced and archived rows
-        // (most of the table) cost nothing to maintain; by state first, so a pass without
-        // downloads skips backed-off downloads; then `next_attempt_at`, so both "no retry
-        // time" (= NULL) and "retry time passed" (< now) are index ranges, and the earliest
-        // retry time is the first entry after the NULLs.
-        migration(
-            5,
-            format!("an index of the queued rows of {table} by retry time"),
-            format!(
-                r#"CREATE INDEX "{table}_queued_next_attempt" ON "{table}" (state, next_attempt_at)
-                    WHERE state IN (0, 1, 2);"#
-            ),
-        ),
-    ]
+    MIGRATIONS
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Owned(description.replace("{table}", table)),
+                MigrationType::Simple,
+                AssertSqlSafe(sql.replace("{table}", table)).into_sql_str(),
+                false,
+            )
+        })
+        .collect()
 }
 
 /// Before migration 4 removes rows that share a filename, say which, so the removal is never
@@ -176,4 +117,35 @@ async fn warn_about_shared_filenames(pool: &SqlitePool, table: &str) -> Result<(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A released migration is never edited: sqlx would refuse to start on every database
+    /// that ran the earlier text. A change here means: restore the file, add a new migration.
+    #[test]
+    fn released_migrations_are_never_edited() {
+        let checksums: Vec<String> = migrations("attachments_queue")
+            .iter()
+            .map(|migration| {
+                migration
+                    .checksum
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(checksums, RELEASED_CHECKSUMS);
+    }
+
+    /// SHA-384 of each migration's SQL for the default table; 1 and 2 as released first.
+    const RELEASED_CHECKSUMS: [&str; 5] = [
+        "b75888457bc7da94e7e885e97706921fd20ba0a41685b82ffd095d33796fce8df88c45eca72e97cba0a93a977118a840",
+        "e616fbec6954fe4c5c43f2ac256b0b70e9f9bb137c20f9267d7d82730cb49fe8237dfd6eba7325c21eca3654a1176df3",
+        "0abaf2f69a2cd201946322ac40e187a0ab14ed093c00667fa02e1bc46aa85e3e3b90db49b982042000753c190c24b906",
+        "b651626f7a9686941dfb1cae42750cc95a64a9102d40ed6ab36becf38f261fb1ec2fdc76ad40fb6f046a41ada0aec42a",
+        "88632c5a36f38aa98909f1d43ee8677724d978ca55cd580abad4b5c93daa185093337cd6bd8d73717fcc5403aa696e32",
+    ];
 }
