@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod lock;
+mod migrations;
 mod store;
 mod watch;
 

@@ -1,26 +1,26 @@
 //! `SqliteStore`: the attachment table in the app's own SQLite database.
 
-use std::borrow::Cow;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use attachments_core::{
-    Attachment, AttachmentId, AttachmentState, AttachmentStore, Decide, Error, ErrorKind, Result,
-    RowChange, StateCounts, UpdateHook, already_exists,
+    Attachment, AttachmentId, AttachmentState, AttachmentStore, Decide, Error, ErrorKind,
+    ExclusiveLock, Result, RowChange, StateCounts, UpdateHook, already_exists,
 };
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use tracing::warn;
 
 use crate::error::db_error;
+use crate::migrations::version_table;
 
 /// The default table name, the one the PowerSync SDKs use.
 pub const DEFAULT_TABLE_NAME: &str = "attachments_queue";
 
-/// Rows per multi-row insert or update: 15 parameters each stays far below SQLite's 32,766.
+/// Rows per multi-row insert or update: 16 parameters each stays far below SQLite's 32,766.
 const WRITE_BATCH: usize = 500;
 
 /// Every column but `id` and `version`, in the order `bind_fields` binds them.
@@ -31,11 +31,23 @@ const COLUMNS: &str = "id, filename, local_uri, timestamp, size, media_type, sta
                        meta_data, attempts, next_attempt_at, last_error, checksum, version, \
                        failed_state";
 
+/// The queued state codes, written exactly as in the partial index of migration 5: SQLite uses
+/// a partial index only for a query whose WHERE clause contains the index's own term.
+const QUEUED_TERM: &str = "state IN (0, 1, 2)";
+
 /// The attachment table in a SQLite database the app owns, through its `sqlx::SqlitePool`.
 ///
 /// The table is created by migrations the store runs itself and records in its own tracking
 /// table (`_<table>_migrations`), never in the app's `_sqlx_migrations`, so the app's
 /// `sqlx::migrate!()` keeps working on the same database.
+///
+/// Every write gives the row a version taken from a store-wide counter kept in the database
+/// (`_<table>_versions`), so a version never repeats, not even for an id deleted, cleared or
+/// evicted and then saved again, nor across restarts. No two rows share a `filename` (a unique
+/// index): an insert that would is not applied. A table written by an older version of this
+/// crate that holds rows sharing a filename keeps, of each such group, the row written last;
+/// the others are removed (with a logged warning) and no file is deleted, so the app still
+/// starts.
 ///
 /// The store writes through one connection of its own, taken out of the pool when it is
 /// created (the pool may open a replacement), one write at a time. A write is one autocommit
@@ -47,15 +59,20 @@ const COLUMNS: &str = "id, filename, local_uri, timestamp, size, media_type, sta
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use attachments_sqlite::SqliteStore;
-/// use attachments_core::{Attachment, AttachmentId, AttachmentState, AttachmentStore};
+/// use attachments_core::{Attachment, AttachmentId, AttachmentState, AttachmentStore, RowChange};
 /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
 /// let store = SqliteStore::new(pool).await.unwrap();
 /// assert_eq!(store.count_by_state().await.unwrap().total(), 0);
 /// // written through the store's own connection, read through the pool: one database
 /// let id = AttachmentId::new("photo-1").unwrap();
 /// let row = Attachment::new(id.clone(), "photo-1.jpg", AttachmentState::QueuedUpload, 0);
-/// store.insert_with_hook(row, None).await.unwrap();
-/// assert_eq!(store.get(&id).await.unwrap().unwrap().version, 1);
+/// let first = store.insert_with_hook(row.clone(), None).await.unwrap();
+/// assert_eq!(store.get(&id).await.unwrap().unwrap().version, first.version);
+/// // deleted and saved again: the new life has a version the old one never had
+/// let gone = RowChange::Delete { id: id.clone(), expected_version: first.version };
+/// assert_eq!(store.apply(vec![gone]).await.unwrap(), [true]);
+/// let second = store.insert_with_hook(row, None).await.unwrap();
+/// assert!(second.version > first.version);
 /// # });
 /// ```
 #[derive(Clone)]
@@ -68,6 +85,8 @@ pub struct SqliteStore {
     /// queue here instead of meeting in SQLite's busy handler, which sleeps for milliseconds
     /// before trying again, and no write pays for a pool checkout.
     writer: Arc<tokio::sync::Mutex<SqliteConnection>>,
+    /// `<database file>.<table>.lock`; `None` for a database without a file.
+    lock_path: Option<Arc<Path>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -85,28 +104,80 @@ struct Statements {
     insert: String,
     update: String,
     delete: String,
+    /// The row that keeps an insert or update out: one with its id, or another with its
+    /// filename (the id first).
+    conflict: String,
+    /// The version the next write gives: `{next_version} + n` for the n-th row of a statement.
+    next_version: String,
+    due: [String; 2],
+    next_attempt: [String; 2],
     count: String,
     clear: String,
 }
 
 impl Statements {
     fn new(table: &str) -> Self {
+        let next_version = format!(r#"(SELECT last_version FROM "{}")"#, version_table(table));
+        // INDEXED BY: without ANALYZE statistics (most apps never run it) SQLite judges
+        // `next_attempt_at IS NULL` unselective and may walk every queued row through
+        // (state, timestamp) instead. Naming the index also makes a statement that cannot use
+        // it fail to prepare rather than silently scan.
+        let queued = format!(r#""{table}" INDEXED BY "{table}_queued_next_attempt""#);
+        // [without downloads, with downloads]
+        let states = ["1, 2", "0, 1, 2"];
+        // NULL (never failed) and "at or before now" are each a range of the partial index
+        // (state, next_attempt_at); an OR of the two would not be.
+        let due = states.map(|states| {
+            format!(
+                r#"SELECT {COLUMNS} FROM {queued}
+                   WHERE {QUEUED_TERM} AND state IN ({states}) AND next_attempt_at IS NULL
+                   UNION ALL
+                   SELECT {COLUMNS} FROM {queued}
+                   WHERE {QUEUED_TERM} AND state IN ({states}) AND next_attempt_at <= ?1
+                   ORDER BY timestamp, id LIMIT ?2"#
+            )
+        });
+        // The first non-NULL entry of each state's part of the index: one seek per state.
+        let next_attempt = states.map(|states| {
+            let earliest: Vec<String> = states
+                .split(", ")
+                .map(|state| {
+                    format!(
+                        r#"SELECT (SELECT next_attempt_at FROM {queued}
+                               WHERE {QUEUED_TERM} AND state = {state}
+                                     AND next_attempt_at IS NOT NULL
+                               ORDER BY next_attempt_at LIMIT 1) AS at"#
+                    )
+                })
+                .collect();
+            format!("SELECT MIN(at) FROM ({})", earliest.join(" UNION ALL "))
+        });
         Statements {
             get: format!(r#"SELECT {COLUMNS} FROM "{table}" WHERE id = ?"#),
             list_all: format!(r#"SELECT {COLUMNS} FROM "{table}""#),
-            // Both statements take the id first, then the fields in `bind_fields` order.
+            // Both statements take the id first, then the fields in `bind_fields` order. A
+            // conflict on the id or the filename skips the row instead of failing the
+            // statement; the caller learns it from the missing RETURNING row.
             insert: format!(
                 r#"INSERT INTO "{table}" (id, {FIELDS}, version)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1)
-                   ON CONFLICT(id) DO NOTHING"#
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                           {next_version} + 1)
+                   ON CONFLICT DO NOTHING RETURNING version"#
             ),
             update: format!(
-                r#"UPDATE "{table}"
+                r#"UPDATE OR IGNORE "{table}"
                    SET ({FIELDS}) = (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14),
-                       version = version + 1
-                   WHERE id = ?1 AND version = ?15"#
+                       version = {next_version} + 1
+                   WHERE id = ?1 AND version = ?15 RETURNING version"#
             ),
             delete: format!(r#"DELETE FROM "{table}" WHERE id = ? AND version = ?"#),
+            conflict: format!(
+                r#"SELECT id FROM "{table}" WHERE id = ?1 OR filename = ?2
+                   ORDER BY id = ?1 DESC LIMIT 1"#
+            ),
+            next_version,
+            due,
+            next_attempt,
             count: format!(r#"SELECT state, COUNT(*) FROM "{table}" GROUP BY state"#),
             clear: format!(r#"DELETE FROM "{table}""#),
         }
@@ -135,18 +206,20 @@ impl SqliteStore {
     pub async fn with_table(pool: SqlitePool, table: &str) -> Result<Self> {
         validate_table_name(table)?;
         // Detached: the pool may open a replacement, so the app keeps its full pool.
-        let writer = pool
+        let mut writer = pool
             .acquire()
             .await
             .map_err(|e| db_error(e, "opening the attachment store's write connection"))?
             .detach();
+        let lock_path = crate::lock::lock_path(&mut writer, table).await?;
         let store = SqliteStore {
             pool,
             table: Arc::from(table),
             sql: Arc::new(Statements::new(table)),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            lock_path: lock_path.map(PathBuf::into_boxed_path).map(Arc::from),
         };
-        store.migrate().await?;
+        crate::migrations::migrate(&store.pool, table, store.migrations_table_name()).await?;
         Ok(store)
     }
 
@@ -165,68 +238,34 @@ impl SqliteStore {
         format!("_{}_migrations", self.table)
     }
 
-    async fn migrate(&self) -> Result<()> {
-        let table = &*self.table;
-        let create = format!(
-            r#"CREATE TABLE "{table}" (
-                id TEXT PRIMARY KEY NOT NULL,
-                filename TEXT NOT NULL,
-                local_uri TEXT,
-                timestamp INTEGER NOT NULL,
-                size INTEGER,
-                media_type TEXT,
-                state INTEGER NOT NULL,
-                has_synced INTEGER NOT NULL DEFAULT 0,
-                meta_data TEXT,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at INTEGER,
-                last_error TEXT,
-                checksum TEXT,
-                version INTEGER NOT NULL DEFAULT 1,
-                failed_state INTEGER
-            );
-            CREATE INDEX "{table}_state" ON "{table}" (state);
-            CREATE INDEX "{table}_state_timestamp" ON "{table}" (state, timestamp);"#
-        );
-        // (state, timestamp) serves every query by state: a second index on state alone only
-        // cost a page write at every state change.
-        let drop_state_index = format!(r#"DROP INDEX IF EXISTS "{table}_state";"#);
-        let migrations = vec![
-            Migration::new(
-                1,
-                Cow::Owned(format!("create {table}")),
-                MigrationType::Simple,
-                AssertSqlSafe(create).into_sql_str(),
-                false,
-            ),
-            Migration::new(
-                2,
-                Cow::Owned(format!("drop the redundant state index of {table}")),
-                MigrationType::Simple,
-                AssertSqlSafe(drop_state_index).into_sql_str(),
-                false,
-            ),
-        ];
-        let mut migrator = Migrator::with_migrations(migrations);
-        migrator.dangerous_set_table_name(self.migrations_table_name());
-        migrator.run(&self.pool).await.map_err(|error| {
-            Error::new(
-                ErrorKind::Database,
-                format!("migrating attachment table {table:?}"),
-            )
-            .with_source(error)
-        })
+    /// The file [`AttachmentStore::lock_exclusive`] locks, `<database file>.<table>.lock`;
+    /// `None` for a database without a file (in memory), which needs no lock.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let store = attachments_sqlite::SqliteStore::new(pool).await.unwrap();
+    /// assert_eq!(store.lock_path(), None);
+    /// # });
+    /// ```
+    pub fn lock_path(&self) -> Option<&Path> {
+        self.lock_path.as_deref()
     }
 
+    /// Apply one change. Returns the version it wrote (for a delete, the version of the row it
+    /// removed), or `None` when it did not apply.
     async fn apply_one(
         connection: &mut SqliteConnection,
         sql: &Statements,
         change: &RowChange,
-    ) -> Result<bool> {
-        let result = match change {
+    ) -> Result<Option<i64>> {
+        let what = || format!("writing attachment {}", change.id());
+        let written = match change {
             RowChange::Insert(row) => {
                 let query = sqlx::query(self::sql(&sql.insert)).bind(row.id.as_str());
-                bind_fields(query, row)?.execute(&mut *connection).await
+                bind_fields(query, row)?
+                    .fetch_optional(&mut *connection)
+                    .await
             }
             RowChange::Update {
                 expected_version,
@@ -235,23 +274,58 @@ impl SqliteStore {
                 let query = sqlx::query(self::sql(&sql.update)).bind(row.id.as_str());
                 bind_fields(query, row)?
                     .bind(expected_version)
-                    .execute(&mut *connection)
+                    .fetch_optional(&mut *connection)
                     .await
             }
             RowChange::Delete {
                 id,
                 expected_version,
             } => {
-                sqlx::query(self::sql(&sql.delete))
+                let done = sqlx::query(self::sql(&sql.delete))
                     .bind(id.as_str())
                     .bind(expected_version)
                     .execute(&mut *connection)
                     .await
+                    .map_err(|e| db_error(e, what()))?;
+                return Ok((done.rows_affected() == 1).then_some(*expected_version));
             }
         };
-        let done =
-            result.map_err(|e| db_error(e, format!("writing attachment {}", change.id())))?;
-        Ok(done.rows_affected() == 1)
+        written
+            .map_err(|e| db_error(e, what()))?
+            .map(|row| row.try_get::<i64, _>(0))
+            .transpose()
+            .map_err(|e| db_error(e, what()))
+    }
+
+    /// Why `change` did not apply, as the error its caller returns: its id is taken (an
+    /// insert), its filename is another row's, or its row changed meanwhile.
+    async fn refusal(
+        connection: &mut SqliteConnection,
+        sql: &Statements,
+        change: &RowChange,
+    ) -> Error {
+        let id = change.id();
+        let changed = || {
+            Error::new(
+                ErrorKind::Database,
+                format!("attachment {id} was not written: its row changed meanwhile"),
+            )
+        };
+        let (RowChange::Insert(row) | RowChange::Update { row, .. }) = change else {
+            return changed();
+        };
+        let conflict: std::result::Result<Option<String>, _> =
+            sqlx::query_scalar(self::sql(&sql.conflict))
+                .bind(id.as_str())
+                .bind(&row.filename)
+                .fetch_optional(&mut *connection)
+                .await;
+        match conflict {
+            Err(error) => db_error(error, format!("writing attachment {id}")),
+            Ok(Some(other)) if other != id.as_str() => filename_taken(&row.filename, &other),
+            Ok(Some(_)) if matches!(change, RowChange::Insert(_)) => already_exists(id),
+            Ok(_) => changed(),
+        }
     }
 
     /// Apply a run of inserts or of updates: in one statement, or one by one when an id
@@ -267,7 +341,11 @@ impl SqliteStore {
         if distinct.len() != run.len() {
             let mut applied = Vec::with_capacity(run.len());
             for change in run {
-                applied.push(Self::apply_one(connection, &self.sql, change).await?);
+                applied.push(
+                    Self::apply_one(connection, &self.sql, change)
+                        .await?
+                        .is_some(),
+                );
             }
             return Ok(applied);
         }
@@ -294,21 +372,29 @@ impl SqliteStore {
                 _ => None,
             })
             .collect();
-        // VALUES columns are named column1.. in order: id, the fields, the expected version
+        // VALUES columns are named column1.. in order: id, the fields, the expected version,
+        // the row's place in the batch (its version is the counter plus that place, so every
+        // row of the statement gets a version of its own)
         let values =
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; updates.len()].join(", ");
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; updates.len()].join(", ");
         let targets: Vec<String> = (2..=14).map(|n| format!("column{n}")).collect();
+        // OR IGNORE: a row whose new filename is another row's is left as it was and reported
+        // not applied, instead of failing every other outcome of the batch.
         let statement = format!(
-            r#"UPDATE "{table}" SET ({FIELDS}) = ({targets}), version = "{table}".version + 1
+            r#"UPDATE OR IGNORE "{table}"
+               SET ({FIELDS}) = ({targets}), version = {next_version} + new.column16
                FROM (VALUES {values}) AS new
                WHERE "{table}".id = new.column1 AND "{table}".version = new.column15
                RETURNING "{table}".id"#,
             table = self.table,
             targets = targets.join(", "),
+            next_version = self.sql.next_version,
         );
         let mut query = sqlx::query(sql(&statement));
-        for (row, expected_version) in &updates {
-            query = bind_fields(query.bind(row.id.as_str()), row)?.bind(*expected_version);
+        for (place, (row, expected_version)) in (1_i64..).zip(&updates) {
+            query = bind_fields(query.bind(row.id.as_str()), row)?
+                .bind(*expected_version)
+                .bind(place);
         }
         let updated = returned_ids(connection, query, "updating attachments").await?;
         Ok(updates
@@ -331,15 +417,21 @@ impl SqliteStore {
                 _ => None,
             })
             .collect();
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"; rows.len()].join(", ");
+        let one = format!(
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {} + ?)",
+            self.sql.next_version
+        );
+        let values = vec![one.as_str(); rows.len()].join(", ");
+        // a row whose id or filename is taken (also by an earlier row of this statement) is
+        // skipped and reported not applied
         let statement = format!(
             r#"INSERT INTO "{}" (id, {FIELDS}, version) VALUES {values}
-               ON CONFLICT(id) DO NOTHING RETURNING id"#,
+               ON CONFLICT DO NOTHING RETURNING id"#,
             self.table
         );
         let mut query = sqlx::query(sql(&statement));
-        for row in &rows {
-            query = bind_fields(query.bind(row.id.as_str()), row)?;
+        for (place, row) in (1_i64..).zip(&rows) {
+            query = bind_fields(query.bind(row.id.as_str()), row)?.bind(place);
         }
         let inserted = returned_ids(connection, query, "inserting attachments").await?;
         Ok(rows
@@ -349,6 +441,18 @@ impl SqliteStore {
     }
 }
 
+/// The error for a row whose filename another row already has: both would share one local
+/// file and one remote object, and deleting either would delete the other's data.
+fn filename_taken(filename: &str, other: &str) -> Error {
+    Error::new(
+        ErrorKind::AlreadyExists,
+        format!(
+            "filename {filename:?} is already used by attachment {other}; two attachments \
+             cannot share a file"
+        ),
+    )
+}
+
 /// Start a write transaction on the store's write connection.
 async fn begin_write(writer: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
     // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
@@ -356,6 +460,18 @@ async fn begin_write(writer: &mut SqliteConnection) -> Result<sqlx::Transaction<
     sqlx::Connection::begin_with(writer, "BEGIN IMMEDIATE")
         .await
         .map_err(|e| db_error(e, "starting a write transaction"))
+}
+
+/// `change` as written: its row carries `version`.
+fn with_version(mut change: RowChange, version: i64) -> RowChange {
+    if let RowChange::Insert(row) | RowChange::Update { row, .. } = &mut change {
+        row.version = version;
+    }
+    change
+}
+
+fn limit_to_sql(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -404,6 +520,28 @@ impl AttachmentStore for SqliteStore {
         Ok(readable_rows(&rows).collect())
     }
 
+    async fn list_due(
+        &self,
+        now_ms: i64,
+        downloads: bool,
+        limit: usize,
+    ) -> Result<Vec<Attachment>> {
+        let rows = sqlx::query(sql(&self.sql.due[usize::from(downloads)]))
+            .bind(now_ms)
+            .bind(limit_to_sql(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "listing due attachments"))?;
+        Ok(readable_rows(&rows).collect())
+    }
+
+    async fn next_attempt_at(&self, downloads: bool) -> Result<Option<i64>> {
+        sqlx::query_scalar(sql(&self.sql.next_attempt[usize::from(downloads)]))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "reading the next retry time"))
+    }
+
     async fn apply(&self, changes: Vec<RowChange>) -> Result<Vec<bool>> {
         if changes.is_empty() {
             return Ok(Vec::new());
@@ -412,7 +550,8 @@ impl AttachmentStore for SqliteStore {
         if let [change] = &changes[..] {
             // One statement is atomic on its own: no BEGIN and COMMIT round trips (the
             // outcome of every transfer comes this way).
-            return Ok(vec![Self::apply_one(&mut writer, &self.sql, change).await?]);
+            let applied = Self::apply_one(&mut writer, &self.sql, change).await?;
+            return Ok(vec![applied.is_some()]);
         }
         let mut tx = begin_write(&mut writer).await?;
         let mut applied = Vec::with_capacity(changes.len());
@@ -437,7 +576,8 @@ impl AttachmentStore for SqliteStore {
                 applied.extend(self.apply_run(&mut tx, batch).await?);
                 rest = tail;
             } else {
-                applied.push(Self::apply_one(&mut tx, &self.sql, &rest[0]).await?);
+                let one = Self::apply_one(&mut tx, &self.sql, &rest[0]).await?;
+                applied.push(one.is_some());
                 rest = &rest[1..];
             }
         }
@@ -467,17 +607,14 @@ impl AttachmentStore for SqliteStore {
                 change.id()
             )));
         }
-        if !Self::apply_one(&mut tx, &self.sql, &change).await? {
-            return Err(Error::new(
-                ErrorKind::Database,
-                format!("attachment {id} changed inside its own transaction"),
-            ));
-        }
+        let Some(version) = Self::apply_one(&mut tx, &self.sql, &change).await? else {
+            return Err(Self::refusal(&mut tx, &self.sql, &change).await);
+        };
         if let Some(hook) = hook {
             run_hook(&mut tx, id, hook).await?;
         }
         commit(tx, &format!("committing attachment {id}")).await?;
-        Ok(change)
+        Ok(with_version(change, version))
     }
 
     async fn insert_with_hook(
@@ -486,23 +623,27 @@ impl AttachmentStore for SqliteStore {
         hook: Option<UpdateHook<SqliteConnection>>,
     ) -> Result<Attachment> {
         let mut written = row.clone();
-        written.version = 1;
         let change = RowChange::Insert(row);
         let mut writer = self.writer.lock().await;
         let Some(hook) = hook else {
             // one INSERT .. ON CONFLICT DO NOTHING: a single round trip, atomic on its own
+            // (only a refusal costs a second statement, to say which conflict it was)
             return match Self::apply_one(&mut writer, &self.sql, &change).await? {
-                true => Ok(written),
-                false => Err(already_exists(change.id())),
+                Some(version) => {
+                    written.version = version;
+                    Ok(written)
+                }
+                None => Err(Self::refusal(&mut writer, &self.sql, &change).await),
             };
         };
         let id = change.id().clone();
         let mut tx = begin_write(&mut writer).await?;
-        if !Self::apply_one(&mut tx, &self.sql, &change).await? {
-            return Err(already_exists(&id));
-        }
+        let Some(version) = Self::apply_one(&mut tx, &self.sql, &change).await? else {
+            return Err(Self::refusal(&mut tx, &self.sql, &change).await);
+        };
         run_hook(&mut tx, &id, hook).await?;
         commit(tx, &format!("committing attachment {id}")).await?;
+        written.version = version;
         Ok(written)
     }
 
@@ -529,12 +670,18 @@ impl AttachmentStore for SqliteStore {
     }
 
     async fn clear(&self) -> Result<u64> {
+        // The version counter is a table of its own: it survives, so rows saved after the
+        // clear never reuse a version of a cleared one.
         let mut writer = self.writer.lock().await;
         let done = sqlx::query(sql(&self.sql.clear))
             .execute(&mut *writer)
             .await
             .map_err(|e| db_error(e, "clearing attachments"))?;
         Ok(done.rows_affected())
+    }
+
+    fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
+        self.lock_path.as_deref().map(crate::lock::lock).transpose()
     }
 }
 
@@ -674,4 +821,62 @@ where
 {
     row.try_get(name)
         .map_err(|e| db_error(e, format!("reading column {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite plans for `statement`: one line per step.
+    async fn plan(pool: &SqlitePool, statement: &str) -> Vec<String> {
+        sqlx::query(sql(&format!("EXPLAIN QUERY PLAN {statement}")))
+            .bind(0_i64)
+            .bind(10_i64)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn due_rows_and_the_next_retry_time_are_read_from_the_queued_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("plan.db"))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let store = SqliteStore::new(pool.clone()).await.unwrap();
+        // a backlog of rows waiting out a backoff, and many synced rows, without ANALYZE (as
+        // in most apps): the planner must pick the index from the schema alone
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO attachments_queue (id, filename, timestamp, state, next_attempt_at)
+             SELECT 'r' || i, 'r' || i, i, i % 5, CASE WHEN i % 5 < 3 THEN i END FROM n",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let statements = store.sql.due.iter().chain(&store.sql.next_attempt);
+        for statement in statements {
+            let steps = plan(&pool, statement).await;
+            let reads: Vec<&String> = steps
+                .iter()
+                .filter(|step| step.contains("attachments_queue"))
+                .collect();
+            assert!(!reads.is_empty(), "{steps:?}");
+            for read in reads {
+                assert!(
+                    read.starts_with("SEARCH attachments_queue USING")
+                        && read.contains(
+                            "INDEX attachments_queue_queued_next_attempt (state=? AND next_attempt_at"
+                        ),
+                    "every read of the table is a search of the queued index by state and retry \
+                     time (so rows waiting out a backoff are never read), got {read:?} in \
+                     {steps:?} for {statement}"
+                );
+            }
+        }
+    }
 }

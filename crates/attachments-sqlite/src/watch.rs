@@ -1,5 +1,5 @@
 //! Watched queries: re-run the app's "which attachments are referenced" query whenever the
-//! database changes, and emit the result when it differs from the last one.
+//! database changes, and emit every reading, with when it began.
 
 use std::time::Duration;
 
@@ -31,10 +31,14 @@ impl Default for WatchOptions {
 /// [`AttachmentQueueBuilder::watch_attachments`](attachments_core::AttachmentQueueBuilder::watch_attachments).
 ///
 /// `query` returns an `id` column and may return `filename`, `file_extension`, `media_type`
-/// and `meta_data`. The stream emits the result at once, then again after every committed
-/// change to the database, from this process or another, whenever the result differs from the
-/// last one emitted. Items are sorted by id; rows with a NULL id are skipped, and rows with an
-/// invalid id are skipped with a warning.
+/// and `meta_data`. The stream emits a reading at once, then a new one after every committed
+/// change to the database, from this process or another, even when its items equal the last
+/// reading's: the queue orders its deletes against each reading's `read_at`, so a fresh
+/// reading must reach it even when a stale one said the same. Nothing is emitted while nothing
+/// commits (`PRAGMA data_version` is polled; the query only runs after it changed). Items are
+/// sorted by id; rows with a NULL id are skipped, and rows with an invalid id are skipped with
+/// a warning. An error is emitted as an `Err` item and the watcher starts over on a new
+/// connection.
 ///
 /// It watches on a dedicated connection opened with the pool's options, so the database must be
 /// a file (an in-memory database is private to each connection).
@@ -69,7 +73,6 @@ pub fn watch_referenced_attachments_with(
         options,
         connection: None,
         data_version: None,
-        last_emitted: None,
         wait_first: false,
     };
     stream::unfold(watcher, |mut watcher| async move {
@@ -87,7 +90,6 @@ struct Watcher {
     /// connections, so it must be the same connection every time.
     connection: Option<SqliteConnection>,
     data_version: Option<i64>,
-    last_emitted: Option<Vec<WatchedAttachmentItem>>,
     /// Sleep before the next check (after an emission or an error), never spin.
     wait_first: bool,
 }
@@ -112,7 +114,7 @@ impl Watcher {
         }
     }
 
-    /// The new result, if the database changed and the result with it.
+    /// A new reading, if the database changed since the last one.
     async fn check(&mut self) -> Result<Option<ReferencedAttachments>> {
         // before anything is read: the reading began no later than this
         let read_at = std::time::Instant::now();
@@ -141,10 +143,6 @@ impl Watcher {
         let mut items: Vec<WatchedAttachmentItem> = rows.iter().filter_map(row_to_item).collect();
         items.sort_by(|a, b| a.id.cmp(&b.id));
         items.dedup_by(|a, b| a.id == b.id);
-        if self.last_emitted.as_ref() == Some(&items) {
-            return Ok(None);
-        }
-        self.last_emitted = Some(items.clone());
         Ok(Some(ReferencedAttachments::new(items, read_at)))
     }
 }

@@ -74,7 +74,14 @@ async fn the_table_has_the_powersync_layout() {
     .map(|row| row.get::<String, _>(0))
     .collect();
     // migration 2 dropped the index on state alone: (state, timestamp) serves those queries
-    assert_eq!(indexes, ["attachments_queue_state_timestamp"]);
+    assert_eq!(
+        indexes,
+        [
+            "attachments_queue_filename",
+            "attachments_queue_queued_next_attempt",
+            "attachments_queue_state_timestamp"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -116,7 +123,7 @@ async fn migrations_live_beside_the_apps_own() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(ours, 2, "both of the store's migrations, once each");
+    assert_eq!(ours, 5, "each of the store's migrations, once");
 }
 
 #[tokio::test]
@@ -233,7 +240,7 @@ async fn update_hooks_share_the_transaction() {
 }
 
 #[tokio::test]
-async fn watched_query_emits_on_change_and_never_repeats() {
+async fn watched_query_emits_a_fresh_reading_after_every_commit() {
     let dir = tempfile::tempdir().unwrap();
     let pool = file_pool(&dir).await;
     sqlx::query("CREATE TABLE todos (id INTEGER PRIMARY KEY, photo_id TEXT, title TEXT)")
@@ -260,19 +267,29 @@ async fn watched_query_emits_on_change_and_never_repeats() {
             .collect::<Vec<_>>()
     };
     let first = watch.next().await.unwrap().unwrap();
+    let first_read_at = first.read_at;
     assert_eq!(first.items[0].file_extension.as_deref(), Some("jpg"));
     assert_eq!(ids(first), ["b"], "NULL and invalid ids are skipped");
 
-    // a change that does not alter the result emits nothing; the next real change does
+    // a commit that does not alter the result still emits a reading, with the same items and
+    // a later read_at: the queue orders deletes against it
     sqlx::query("UPDATE todos SET title = 'x'")
         .execute(&pool)
         .await
         .unwrap();
+    let same = watch.next().await.unwrap().unwrap();
+    assert!(same.read_at > first_read_at, "a fresh reading");
+    let same_read_at = same.read_at;
+    assert_eq!(ids(same), ["b"]);
+
     sqlx::query("INSERT INTO todos (id, photo_id) VALUES (4, 'a')")
         .execute(&pool)
         .await
         .unwrap();
+    // the reading after the insert: none came from the polls in between, where nothing
+    // committed
     let second = watch.next().await.unwrap().unwrap();
+    assert!(second.read_at > same_read_at);
     assert_eq!(ids(second), ["a", "b"], "sorted by id");
 
     // a commit from another process (here: a separate pool on the same file) is seen too
@@ -283,4 +300,302 @@ async fn watched_query_emits_on_change_and_never_repeats() {
         .unwrap();
     let third = watch.next().await.unwrap().unwrap();
     assert_eq!(ids(third), ["a"]);
+}
+
+/// Put the database back to what an older version of this crate left: migrations 1 and 2
+/// only, versions per row (restarting at 1), and rows that share a filename.
+async fn downgrade_to_the_first_release(pool: &SqlitePool) {
+    for statement in [
+        "DROP INDEX attachments_queue_filename",
+        "DROP INDEX attachments_queue_queued_next_attempt",
+        "DROP TRIGGER attachments_queue_version_after_insert",
+        "DROP TRIGGER attachments_queue_version_after_update",
+        "DROP TABLE _attachments_queue_versions",
+        "DELETE FROM _attachments_queue_migrations WHERE version > 2",
+    ] {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_table_from_an_older_version_migrates_and_keeps_the_row_written_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = file_pool(&dir).await;
+    drop(SqliteStore::new(pool.clone()).await.unwrap());
+    downgrade_to_the_first_release(&pool).await;
+    // (id, filename, timestamp, version): "shared.jpg" three times, "pair.jpg" twice with
+    // equal timestamps (the higher version stays), "alone.jpg" once
+    for (id, filename, timestamp, version) in [
+        ("old", "shared.jpg", 10, 7),
+        ("newest", "shared.jpg", 30, 1),
+        ("middle", "shared.jpg", 20, 2),
+        ("p1", "pair.jpg", 5, 3),
+        ("p2", "pair.jpg", 5, 4),
+        ("alone", "alone.jpg", 1, 5),
+    ] {
+        sqlx::query(
+            "INSERT INTO attachments_queue (id, filename, timestamp, state, version)
+             VALUES (?, ?, ?, 3, ?)",
+        )
+        .bind(id)
+        .bind(filename)
+        .bind(timestamp)
+        .bind(version)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let store = SqliteStore::new(pool.clone())
+        .await
+        .expect("start-up does not fail on rows that share a filename");
+    let mut kept: Vec<String> = store
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id.to_string())
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["alone", "newest", "p2"],
+        "of each group, the row written last"
+    );
+    let reborn = store
+        .insert_with_hook(
+            Attachment::new(
+                AttachmentId::new("old").unwrap(),
+                "old-again.jpg",
+                AttachmentState::QueuedUpload,
+                40,
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reborn.version, 8,
+        "the counter starts above every version the old table held, removed rows included"
+    );
+    // and the migrated table now refuses a shared filename
+    let mut twin = reborn.clone();
+    twin.id = AttachmentId::new("twin").unwrap();
+    let err = store.insert_with_hook(twin, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    // the same store opens again without running anything twice
+    drop(store);
+    SqliteStore::new(pool.clone()).await.unwrap();
+}
+
+#[tokio::test]
+async fn versions_stay_unique_with_two_writers_on_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // two pools: as two processes on one database
+    let first = SqliteStore::new(file_pool(&dir).await).await.unwrap();
+    let second = SqliteStore::new(file_pool(&dir).await).await.unwrap();
+    let write = |store: SqliteStore, prefix: &'static str| {
+        tokio::spawn(async move {
+            for n in 0..100 {
+                let id = AttachmentId::new(format!("{prefix}-{n}")).unwrap();
+                let row = Attachment::new(
+                    id.clone(),
+                    format!("{prefix}-{n}.jpg"),
+                    AttachmentState::QueuedUpload,
+                    n,
+                );
+                let written = store.insert_with_hook(row, None).await.unwrap();
+                let mut synced = written.clone();
+                synced.state = AttachmentState::Synced;
+                let batch = vec![RowChange::Update {
+                    expected_version: written.version,
+                    row: synced,
+                }];
+                assert_eq!(store.apply(batch).await.unwrap(), [true]);
+            }
+        })
+    };
+    let (a, b) = tokio::join!(write(first.clone(), "a"), write(second.clone(), "b"));
+    a.unwrap();
+    b.unwrap();
+    let versions: std::collections::BTreeSet<i64> = first
+        .list(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.version)
+        .collect();
+    assert_eq!(versions.len(), 200, "no two rows share a version");
+    assert_eq!(
+        versions.last().copied(),
+        Some(400),
+        "400 writes, each its own version"
+    );
+}
+
+#[tokio::test]
+async fn a_second_store_on_the_same_table_is_refused_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    // separate pools, as two processes would have
+    let first = SqliteStore::new(file_pool(&dir).await).await.unwrap();
+    let second = SqliteStore::new(file_pool(&dir).await).await.unwrap();
+    let lock_path = first.lock_path().expect("a file database has a lock file");
+    assert_eq!(
+        lock_path,
+        dir.path().join("app.db.attachments_queue.lock"),
+        "beside the database, named for it and the table"
+    );
+
+    let held = first
+        .lock_exclusive()
+        .unwrap()
+        .expect("the first is granted");
+    let err = second.lock_exclusive().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse);
+    assert!(!err.is_retryable());
+    let message = err.to_string();
+    assert!(
+        message.contains("another attachment queue is using this database table"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&lock_path.display().to_string()),
+        "names the lock file: {message}"
+    );
+
+    // another table of the same database is another queue's own
+    let avatars = SqliteStore::with_table(file_pool(&dir).await, "avatars")
+        .await
+        .unwrap();
+    let other = avatars.lock_exclusive().unwrap();
+    assert!(other.is_some(), "a different table does not conflict");
+
+    drop(held);
+    assert!(
+        second.lock_exclusive().unwrap().is_some(),
+        "granted once the first holder is gone"
+    );
+}
+
+#[tokio::test]
+async fn an_in_memory_database_needs_no_lock() {
+    let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+    let store = SqliteStore::new(pool).await.unwrap();
+    assert!(store.lock_exclusive().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn list_due_returns_the_due_rows_of_a_large_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = file_pool(&dir).await;
+    let store = SqliteStore::new(pool.clone()).await.unwrap();
+    let now = 1_700_000_000_000_i64;
+    // 100,000 rows waiting out a backoff, in every queued state
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO attachments_queue (id, filename, timestamp, state, next_attempt_at)
+         SELECT 'wait-' || i, 'wait-' || i || '.jpg', i, i % 3, ?1 + i FROM n",
+    )
+    .bind(now)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let due = |id: &str, state, next_attempt_at| {
+        let mut row = Attachment::new(
+            AttachmentId::new(id).unwrap(),
+            format!("{id}.jpg"),
+            state,
+            0,
+        );
+        row.next_attempt_at = next_attempt_at;
+        RowChange::Insert(row)
+    };
+    store
+        .apply(vec![
+            due("due-up", AttachmentState::QueuedUpload, Some(now)),
+            due("due-down", AttachmentState::QueuedDownload, None),
+            due("due-delete", AttachmentState::QueuedDelete, Some(now - 1)),
+        ])
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = store
+        .list_due(now, true, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["due-delete", "due-down", "due-up"]);
+    assert_eq!(store.list_due(now, false, 1000).await.unwrap().len(), 2);
+    assert_eq!(store.next_attempt_at(true).await.unwrap(), Some(now - 1));
+    assert_eq!(store.next_attempt_at(false).await.unwrap(), Some(now - 1));
+}
+
+#[tokio::test]
+async fn a_write_that_would_share_a_filename_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::new(file_pool(&dir).await).await.unwrap();
+    let new = |id: &str, filename: &str| {
+        Attachment::new(
+            AttachmentId::new(id).unwrap(),
+            filename,
+            AttachmentState::QueuedUpload,
+            1,
+        )
+    };
+    store
+        .insert_with_hook(new("a", "a.jpg"), None)
+        .await
+        .unwrap();
+    let b = store
+        .insert_with_hook(new("b", "b.jpg"), None)
+        .await
+        .unwrap();
+
+    // through apply_with_hook: a clear error naming the filename and the row that has it
+    let intruder = new("c", "a.jpg");
+    let err = store
+        .apply_with_hook(
+            &intruder.id.clone(),
+            Box::new(move |_| Ok(RowChange::Insert(intruder))),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert!(err.to_string().contains("\"a.jpg\""), "{err}");
+    assert!(err.to_string().contains("attachment a"), "{err}");
+
+    // an update that would take another row's filename is not applied, in a batch too, and
+    // the rest of the batch still is
+    let mut renamed = b.clone();
+    renamed.filename = "a.jpg".into();
+    let mut synced = store
+        .get(&AttachmentId::new("a").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let a_version = synced.version;
+    synced.state = AttachmentState::Synced;
+    let applied = store
+        .apply(vec![
+            RowChange::Update {
+                expected_version: b.version,
+                row: renamed,
+            },
+            RowChange::Update {
+                expected_version: a_version,
+                row: synced,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied, [false, true]);
+    assert_eq!(
+        store.get(&b.id).await.unwrap().unwrap(),
+        b,
+        "b is unchanged"
+    );
+    assert_eq!(store.count_by_state().await.unwrap().total(), 2);
 }

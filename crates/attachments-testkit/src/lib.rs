@@ -13,5 +13,5 @@ pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
 pub use suites::local as local_storage;
 pub use suites::{
     HOSTILE_PATHS, Staging, local_storage_suite, local_storage_suite_with, remote_storage_suite,
-    store_suite,
+    store, store_suite,
 };

@@ -4,7 +4,7 @@
 
 pub mod local;
 mod remote;
-mod store;
+pub mod store;
 
 pub use local::{Staging, local_storage_suite, local_storage_suite_with};
 pub use remote::remote_storage_suite;

@@ -1,0 +1,63 @@
+//! The lock file that keeps a second queue off a table.
+//!
+//! SQLite's own locks last one transaction; a queue holds its table for its whole life, so the
+//! store locks a file beside the database instead. `flock`-style locks (`File::try_lock`) are
+//! released by the OS when the holder dies, so a crashed process never leaves the table
+//! locked.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use attachments_core::{Error, ErrorKind, ExclusiveLock, Result};
+use sqlx::sqlite::SqliteConnection;
+
+use crate::error::db_error;
+
+/// Where the lock file of `table` lives: `<database file>.<table>.lock`, or `None` for a
+/// database with no file (in memory, or a temporary one), which no other process can open.
+pub(crate) async fn lock_path(
+    connection: &mut SqliteConnection,
+    table: &str,
+) -> Result<Option<PathBuf>> {
+    let files: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, file FROM pragma_database_list")
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(|e| db_error(e, "reading PRAGMA database_list"))?;
+    Ok(files
+        .into_iter()
+        .find(|(name, _)| name == "main")
+        .map(|(_, file)| file)
+        .filter(|file| !file.is_empty())
+        .map(|file| PathBuf::from(format!("{file}.{table}.lock"))))
+}
+
+/// Take the lock at `path` without waiting.
+///
+/// # Errors
+/// `InUse` (not retryable) while another holder has it; the I/O error's kind when the file
+/// cannot be opened.
+pub(crate) fn lock(path: &Path) -> Result<ExclusiveLock> {
+    let file: File = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::from_io(e, format!("opening lock file {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(ExclusiveLock::new(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
+            ErrorKind::InUse,
+            format!(
+                "another attachment queue is using this database table (lock file {}); \
+                 close it first, or give this queue its own table",
+                path.display()
+            ),
+        )
+        .with_retryable(false)),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::from_io(e, format!("locking {}", path.display())))
+        }
+    }
+}
