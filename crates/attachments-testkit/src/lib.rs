@@ -3,11 +3,14 @@
 mod data;
 mod faulty;
 mod memory;
-mod suites;
+pub mod suites;
 #[cfg(feature = "supabase-server")]
 pub mod supabase_server;
 
 pub use data::{byte_at, failing_stream, patterned_bytes, patterned_stream, upload_row};
 pub use faulty::{CallCounts, Fault, FaultyRemoteStorage, RandomFaults};
 pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
-pub use suites::{HOSTILE_PATHS, local_storage_suite, remote_storage_suite, store_suite};
+pub use suites::{
+    HOSTILE_PATHS, KeyRules, local_storage_suite, remote_storage_suite,
+    remote_storage_suite_with_keys, store_suite,
+};
