@@ -1,15 +1,19 @@
 //! Sync attachments with Supabase Storage.
 //!
 //! With `SUPABASE_URL`, `SUPABASE_KEY` (a service-role key, or the anon key with a user's JWT
-//! in `SUPABASE_ACCESS_TOKEN`) and `SUPABASE_BUCKET` set, it talks to that project. Without
-//! them it starts the test kit's loopback server, which speaks the same API, so
-//! `cargo run --example supabase --features supabase` always runs.
+//! in `SUPABASE_ACCESS_TOKEN`) and `SUPABASE_BUCKET` set, it talks to that project; under
+//! row-level security a user usually writes below a folder of their own, given in
+//! `SUPABASE_KEY_PREFIX` (e.g. `<user id>/`). Without them it starts the test kit's loopback
+//! server, which speaks the same API, so
+//! `cargo run -p attachments-examples --example supabase --features supabase` always runs.
+//! `cargo run -p attachments-testkit --features supabase-server --example supabase_server`
+//! runs that server on its own and prints the variables for the project mode.
 
 use attachments::fs::FsLocalStorage;
 use attachments::sqlite::SqliteStore;
 use attachments::supabase::{Secret, StaticAccessToken, SupabaseConfig, SupabaseRemoteStorage};
 use attachments::{
-    BoxError, SaveFile, SqliteAttachmentQueue, WatchedAttachmentItem, byte_stream_from,
+    BoxError, ErrorKind, SaveFile, SqliteAttachmentQueue, WatchedAttachmentItem, byte_stream_from,
 };
 use attachments_testkit::supabase_server::{SupabaseServerOptions, SupabaseStorageServer};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -27,7 +31,11 @@ async fn main() -> Result<(), BoxError> {
         (Some(url), Some(key), Some(bucket)) => {
             let mut config = SupabaseConfig::new(url, bucket, key);
             if let Some(token) = read("SUPABASE_ACCESS_TOKEN") {
+                // a real app passes its auth client's session here, which refreshes the token
                 config = config.access_token_provider(StaticAccessToken(Secret::new(token)));
+            }
+            if let Some(prefix) = read("SUPABASE_KEY_PREFIX") {
+                config = config.key_prefix(prefix);
             }
             config
         }
@@ -46,7 +54,14 @@ async fn main() -> Result<(), BoxError> {
     };
     println!("remote: {config:?}");
     let remote = SupabaseRemoteStorage::new(config)?;
-    remote.create_bucket_if_missing().await?;
+    match remote.create_bucket_if_missing().await {
+        Ok(()) => {}
+        // a user's token may not create buckets: the project's owner made it beforehand
+        Err(error) if error.kind() == ErrorKind::PermissionDenied => {
+            println!("not allowed to create the bucket ({error}); using it as it is");
+        }
+        Err(error) => return Err(error.into()),
+    }
 
     let dir = tempfile::tempdir()?;
     let mut queues = Vec::new();
@@ -75,31 +90,37 @@ async fn main() -> Result<(), BoxError> {
                 .file_extension("mp4"),
         )
         .await?;
-    println!(
-        "[phone] uploaded {} ({:?})",
-        video.id,
-        phone.sync_now().await?
-    );
+    let pass = phone.sync_now().await?;
+    println!("[phone] uploaded {} ({pass:?})", video.id);
+    if pass.uploaded != 1 {
+        let row = phone.get(&video.id).await?;
+        let why = row.and_then(|row| row.last_error).unwrap_or_default();
+        return Err(format!("the phone's upload did not complete: {why}").into());
+    }
     laptop
         .set_referenced(vec![
             WatchedAttachmentItem::new(video.id.clone()).with_file_extension("mp4"),
         ])
         .await?;
-    println!(
-        "[laptop] downloaded {} ({:?})",
-        video.id,
-        laptop.sync_now().await?
-    );
+    let pass = laptop.sync_now().await?;
+    println!("[laptop] downloaded {} ({pass:?})", video.id);
+    check(
+        pass.downloaded == 1,
+        "the laptop's download did not complete",
+    )?;
     phone.delete_file(&video.id).await?;
-    println!(
-        "[phone] deleted {} ({:?})",
-        video.id,
-        phone.sync_now().await?
-    );
+    let pass = phone.sync_now().await?;
+    println!("[phone] deleted {} ({pass:?})", video.id);
+    check(pass.deleted == 1, "the phone's delete did not complete")?;
     for queue in &queues {
         println!("{:?}", queue.status().await?);
         queue.close().await;
     }
     drop(local_server);
     Ok(())
+}
+
+/// Fail the example (with the reason) when a step did not do what it printed.
+fn check(ok: bool, failure: &str) -> Result<(), BoxError> {
+    if ok { Ok(()) } else { Err(failure.into()) }
 }

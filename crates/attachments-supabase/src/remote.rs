@@ -7,21 +7,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use attachments_core::{
     Attachment, ByteStream, ChunkedReader, Error, ErrorKind, RemoteStorage, Result,
-    validate_relative_path,
 };
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use reqwest::{Method, RequestBuilder, Response};
-use tracing::{debug, warn};
+use reqwest::{Method, Url};
 
 use crate::config::{AccessTokenProvider, Secret, SupabaseConfig};
-use crate::error::{Refusal, object_refusal, transport_error, tus_refusal};
+use crate::error::Route;
+use crate::keys;
 
-/// How often one TUS chunk is resumed after an interruption before the upload gives up (and
-/// the queue retries it later).
-const RESUME_ATTEMPTS: u32 = 3;
+/// A transfer that receives nothing for this long fails (retryable `TimedOut`); the queue's
+/// own stall watchdog usually acts first.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Attachments as objects in a Supabase Storage bucket.
 ///
@@ -31,7 +28,10 @@ const RESUME_ATTEMPTS: u32 = 3;
 ///   data held stays below the threshold or the chunk size, whatever the file size.
 /// - Downloads stream `GET /object/authenticated/...`; deleting a missing object is Ok.
 /// - A request refused for an expired token asks the [`AccessTokenProvider`] for a fresh one
-///   and is sent once more.
+///   and is sent once more; still refused, it is a retryable `PermissionDenied`.
+/// - Names are checked against Supabase's key alphabet ([`is_key_char`](crate::is_key_char))
+///   before any request; keys and tokens go only to the configured origin (redirects and TUS
+///   `Location`s elsewhere are refused); error bodies are read up to 64 KiB.
 ///
 /// ```no_run
 /// # async fn demo() -> attachments_core::Result<()> {
@@ -45,20 +45,21 @@ const RESUME_ATTEMPTS: u32 = 3;
 /// ```
 #[derive(Clone)]
 pub struct SupabaseRemoteStorage {
-    http: reqwest::Client,
-    base_url: String,
-    bucket: String,
-    api_key: Secret,
-    tokens: Arc<dyn AccessTokenProvider>,
+    pub(crate) http: reqwest::Client,
+    /// The storage API's URL, ending in `/storage/v1/`, so that joining a relative path keeps it.
+    pub(crate) base_url: Url,
+    pub(crate) bucket: String,
+    pub(crate) api_key: Secret,
+    pub(crate) tokens: Arc<dyn AccessTokenProvider>,
     key_prefix: String,
     resumable_threshold: u64,
-    chunk_size: u64,
+    pub(crate) chunk_size: u64,
 }
 
 impl fmt::Debug for SupabaseRemoteStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupabaseRemoteStorage")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_str())
             .field("bucket", &self.bucket)
             .field("api_key", &self.api_key)
             .field("key_prefix", &self.key_prefix)
@@ -72,22 +73,31 @@ impl SupabaseRemoteStorage {
     /// A storage for `config`.
     ///
     /// # Errors
-    /// `InvalidInput` for a zero chunk size; `Config` when the HTTP client cannot be built.
+    /// `InvalidInput` for a URL that is not `http(s)://host[:port][/path]` (credentials, query
+    /// or fragment in it included), a bucket name or key prefix outside Supabase's alphabet
+    /// ([`is_key_char`](crate::is_key_char)), a zero threshold or chunk size; `Config` when the
+    /// HTTP client cannot be built. Nothing is sent.
     pub fn new(config: SupabaseConfig) -> Result<Self> {
-        if config.chunk_size == 0 {
+        if config.chunk_size == 0 || config.resumable_threshold == 0 {
             return Err(Error::invalid_input(
-                "the TUS chunk size must be at least 1 byte",
+                "the TUS threshold and chunk size must be at least 1 byte",
             ));
         }
+        keys::check_bucket(&config.bucket)?;
+        keys::check_prefix(&config.key_prefix)?;
+        let base_url = parse_base_url(&config.storage_url())?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .read_timeout(READ_TIMEOUT)
+            // a redirect would carry the `apikey` header to wherever it points
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 Error::new(ErrorKind::Config, "building the HTTP client").with_source(e)
             })?;
         Ok(SupabaseRemoteStorage {
             http,
-            base_url: config.storage_url(),
+            base_url,
             bucket: config.bucket,
             api_key: config.api_key,
             tokens: config.access_token,
@@ -102,13 +112,13 @@ impl SupabaseRemoteStorage {
     /// # Errors
     /// Classified errors (creating buckets needs a service-role key).
     pub async fn create_bucket_if_missing(&self) -> Result<()> {
-        let url = format!("{}/bucket", self.base_url);
+        let url = self.endpoint("bucket")?;
         let body = serde_json::json!({ "id": self.bucket, "name": self.bucket, "public": false })
             .to_string();
         let context = format!("creating bucket {}", self.bucket);
         let result = self
             .send(&context, Route::Object, |token| {
-                self.request(Method::POST, &url, token)
+                self.request(Method::POST, url.clone(), token)
                     .header("content-type", "application/json")
                     .body(body.clone())
             })
@@ -121,75 +131,29 @@ impl SupabaseRemoteStorage {
     }
 
     fn key(&self, attachment: &Attachment) -> Result<String> {
-        validate_relative_path(&attachment.filename)?;
-        Ok(format!("{}{}", self.key_prefix, attachment.filename))
+        keys::object_key(&self.key_prefix, &attachment.filename)
     }
 
-    fn object_url(&self, route: &str, key: &str) -> String {
-        format!(
-            "{}/{route}/{}/{}",
-            self.base_url,
+    /// `{base}/{path}`; `path` is ASCII made of checked or percent-encoded parts.
+    pub(crate) fn endpoint(&self, path: &str) -> Result<Url> {
+        self.base_url
+            .join(path)
+            .map_err(|e| Error::invalid_input(format!("{path:?} does not make a URL: {e}")))
+    }
+
+    fn object_url(&self, route: &str, key: &str) -> Result<Url> {
+        self.endpoint(&format!(
+            "{route}/{}/{}",
             encode_path(&self.bucket),
             encode_path(key)
-        )
-    }
-
-    fn request(&self, method: Method, url: &str, token: &Secret) -> RequestBuilder {
-        self.http
-            .request(method, url)
-            .header("apikey", self.api_key.expose())
-            .header("authorization", format!("Bearer {}", token.expose()))
-    }
-
-    /// Send a request built by `build` with the current token; if the server refuses the token
-    /// as expired, once more with a fresh one. Non-success answers become classified errors.
-    async fn send(
-        &self,
-        context: &str,
-        route: Route,
-        build: impl Fn(&Secret) -> RequestBuilder,
-    ) -> Result<Response> {
-        let mut token = self.tokens.access_token(None).await?;
-        let mut refreshed = false;
-        loop {
-            let response = build(&token)
-                .send()
-                .await
-                .map_err(|e| transport_error(e, context))?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(response);
-            }
-            let body = response.text().await.unwrap_or_default();
-            let refusal = match route {
-                Route::Object => object_refusal(status.as_u16(), &body, context),
-                Route::TusCreate => tus_refusal(status.as_u16(), &body, context, false),
-                Route::TusUpload => tus_refusal(status.as_u16(), &body, context, true),
-            };
-            match refusal {
-                Refusal::TokenExpired if !refreshed => {
-                    debug!(context, "access token expired; asking for a fresh one");
-                    token = self.tokens.access_token(Some(&token)).await?;
-                    refreshed = true;
-                }
-                Refusal::TokenExpired => {
-                    return Err(Error::new(
-                        ErrorKind::PermissionDenied,
-                        format!(
-                            "{context}: the access token was refused as expired, also after a refresh"
-                        ),
-                    ));
-                }
-                Refusal::Failed(error) => return Err(error),
-            }
-        }
+        ))
     }
 
     async fn post_object(&self, key: &str, content_type: &str, bytes: Bytes) -> Result<()> {
-        let url = self.object_url("object", key);
+        let url = self.object_url("object", key)?;
         let context = format!("uploading {key}");
         self.send(&context, Route::Object, |token| {
-            self.request(Method::POST, &url, token)
+            self.request(Method::POST, url.clone(), token)
                 .header("content-type", content_type)
                 .header("content-length", bytes.len())
                 .header("x-upsert", "true")
@@ -198,171 +162,32 @@ impl SupabaseRemoteStorage {
         .await?;
         Ok(())
     }
-
-    async fn resumable_upload(
-        &self,
-        key: &str,
-        content_type: &str,
-        size: u64,
-        data: ByteStream,
-    ) -> Result<()> {
-        let location = self.create_resumable(key, content_type, size).await?;
-        let chunk_size = usize::try_from(self.chunk_size).unwrap_or(usize::MAX);
-        let mut reader = ChunkedReader::new(data, chunk_size);
-        let mut offset = 0u64;
-        while let Some(chunk) = reader.next_chunk().await? {
-            offset = self.send_chunk(&location, key, offset, chunk).await?;
-        }
-        if offset != size {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                format!("{key}: {offset} bytes read, {size} announced"),
-            ));
-        }
-        debug!(key, size, "resumable upload completed");
-        Ok(())
-    }
-
-    async fn create_resumable(&self, key: &str, content_type: &str, size: u64) -> Result<String> {
-        let url = format!("{}/upload/resumable", self.base_url);
-        let metadata = format!(
-            "bucketName {},objectName {},contentType {}",
-            STANDARD.encode(&self.bucket),
-            STANDARD.encode(key),
-            STANDARD.encode(content_type)
-        );
-        let context = format!("creating a resumable upload of {key}");
-        let response = self
-            .send(&context, Route::TusCreate, |token| {
-                self.request(Method::POST, &url, token)
-                    .header("tus-resumable", "1.0.0")
-                    .header("upload-length", size)
-                    .header("upload-metadata", metadata.clone())
-                    .header("x-upsert", "true")
-            })
-            .await?;
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Error::new(ErrorKind::Corrupt, format!("{context}: no Location"))
-                    .with_retryable(true)
-            })?;
-        Ok(self.absolute(location))
-    }
-
-    /// Send `chunk`, which starts at `chunk_start`; after an interruption ask the server where
-    /// it stands and send the rest. Returns the offset after the chunk.
-    async fn send_chunk(
-        &self,
-        location: &str,
-        key: &str,
-        chunk_start: u64,
-        chunk: Bytes,
-    ) -> Result<u64> {
-        let chunk_end = chunk_start + chunk.len() as u64;
-        let mut offset = chunk_start;
-        let mut resumes = 0;
-        while offset < chunk_end {
-            let start = usize::try_from(offset - chunk_start).unwrap_or(usize::MAX);
-            let piece = chunk.slice(start..);
-            match self.patch(location, key, offset, piece).await {
-                Ok(new_offset) if new_offset > offset && new_offset <= chunk_end => {
-                    offset = new_offset
-                }
-                Ok(new_offset) => {
-                    return Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!("{key}: the server moved from offset {offset} to {new_offset}"),
-                    )
-                    .with_retryable(true));
-                }
-                Err(error) if error.is_retryable() && resumes < RESUME_ATTEMPTS => {
-                    resumes += 1;
-                    let server_offset = self.head(location, key).await?;
-                    warn!(key, offset, server_offset, %error, "chunk interrupted; resuming");
-                    if !(chunk_start..=chunk_end).contains(&server_offset) {
-                        return Err(Error::new(
-                            ErrorKind::Unavailable,
-                            format!(
-                                "{key}: the server is at offset {server_offset}, outside the chunk held ({chunk_start}..{chunk_end})"
-                            ),
-                        ));
-                    }
-                    offset = server_offset;
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(offset)
-    }
-
-    async fn patch(&self, location: &str, key: &str, offset: u64, piece: Bytes) -> Result<u64> {
-        let context = format!("sending bytes {offset}.. of {key}");
-        let response = self
-            .send(&context, Route::TusUpload, |token| {
-                self.request(Method::PATCH, location, token)
-                    .header("tus-resumable", "1.0.0")
-                    .header("upload-offset", offset)
-                    .header("content-type", "application/offset+octet-stream")
-                    .header("content-length", piece.len())
-                    .body(piece.clone())
-            })
-            .await?;
-        upload_offset(&response, &context)
-    }
-
-    async fn head(&self, location: &str, key: &str) -> Result<u64> {
-        let context = format!("resuming {key}");
-        let response = self
-            .send(&context, Route::TusUpload, |token| {
-                self.request(Method::HEAD, location, token)
-                    .header("tus-resumable", "1.0.0")
-            })
-            .await?;
-        upload_offset(&response, &context)
-    }
-
-    fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            return location.to_owned();
-        }
-        // a path: keep the scheme and authority of the base URL
-        let authority_end = self
-            .base_url
-            .find("://")
-            .and_then(|scheme| {
-                self.base_url[scheme + 3..]
-                    .find('/')
-                    .map(|i| i + scheme + 3)
-            })
-            .unwrap_or(self.base_url.len());
-        format!("{}{location}", &self.base_url[..authority_end])
-    }
 }
 
-/// Which error dialect a route speaks.
-#[derive(Clone, Copy)]
-enum Route {
-    /// `/object` and `/bucket`: JSON error bodies.
-    Object,
-    /// `POST /upload/resumable`.
-    TusCreate,
-    /// `PATCH`/`HEAD` of an upload created before.
-    TusUpload,
-}
-
-fn upload_offset(response: &Response, context: &str) -> Result<u64> {
-    response
-        .headers()
-        .get("upload-offset")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            Error::new(ErrorKind::Corrupt, format!("{context}: no Upload-Offset"))
-                .with_retryable(true)
-        })
+/// The storage URL, checked: `http` or `https`, a host, no credentials, query or fragment.
+fn parse_base_url(storage_url: &str) -> Result<Url> {
+    let refuse = |why: &str| {
+        Err(Error::invalid_input(format!(
+            "the Supabase URL is not usable: {why} (expected https://<project>.supabase.co)"
+        )))
+    };
+    let Ok(url) = Url::parse(&format!("{storage_url}/")) else {
+        return refuse("not a URL");
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return refuse("the scheme is neither http nor https");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return refuse("no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // they would travel as Basic credentials and show in Debug output
+        return refuse("it contains credentials; the key goes in `api_key`");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return refuse("it has a query or fragment");
+    }
+    Ok(url)
 }
 
 /// Percent-encode each `/`-separated segment (RFC 3986 unreserved characters stay).
@@ -415,11 +240,11 @@ impl RemoteStorage for SupabaseRemoteStorage {
 
     async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {
         let key = self.key(attachment)?;
-        let url = self.object_url("object/authenticated", &key);
+        let url = self.object_url("object/authenticated", &key)?;
         let context = format!("downloading {key}");
         let response = self
             .send(&context, Route::Object, |token| {
-                self.request(Method::GET, &url, token)
+                self.request(Method::GET, url.clone(), token)
             })
             .await?;
         let stream = response.bytes_stream().map_err(|error| {
@@ -431,11 +256,11 @@ impl RemoteStorage for SupabaseRemoteStorage {
 
     async fn delete(&self, attachment: &Attachment) -> Result<()> {
         let key = self.key(attachment)?;
-        let url = self.object_url("object", &key);
+        let url = self.object_url("object", &key)?;
         let context = format!("deleting {key}");
         match self
             .send(&context, Route::Object, |token| {
-                self.request(Method::DELETE, &url, token)
+                self.request(Method::DELETE, url.clone(), token)
             })
             .await
         {

@@ -3,7 +3,7 @@
 mod data;
 mod faulty;
 mod memory;
-mod suites;
+pub mod suites;
 #[cfg(feature = "supabase-server")]
 pub mod supabase_server;
 
@@ -12,6 +12,6 @@ pub use faulty::{CallCounts, Fault, FaultyRemoteStorage, RandomFaults};
 pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
 pub use suites::local as local_storage;
 pub use suites::{
-    HOSTILE_PATHS, Staging, local_storage_suite, local_storage_suite_with, remote_storage_suite,
-    store, store_suite,
+    HOSTILE_PATHS, KeyRules, Staging, local_storage_suite, local_storage_suite_with,
+    remote_storage_suite, remote_storage_suite_with_keys, store, store_suite,
 };
