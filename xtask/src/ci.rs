@@ -2,6 +2,7 @@
 //! `.ci/run` cannot drift apart. Cheap checks first, so a formatting slip fails in seconds.
 
 use std::process::Command;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -13,32 +14,40 @@ const FACADE: &str = "attachments";
 /// Format, lints, docs, every feature combination of the facade, then `cargo xtask test`
 /// (the architecture check, the chaos run, every test) and the README's main job.
 pub(crate) fn ci() -> Result<(), String> {
-    step("format");
-    cargo(&["fmt", "--all", "--", "--check"])?;
-    step("clippy");
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    step("docs");
-    run(Command::new("cargo")
-        .args(["doc", "--workspace", "--no-deps", "--all-features"])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
-    step("facade features");
-    check_feature_combinations()?;
-    step("tests (architecture, chaos, every test)");
-    crate::test(&[])?;
-    step("quickstart");
-    cargo(&["run", "--example", "quickstart"])
+    let started = Instant::now();
+    step("format", || cargo(&["fmt", "--all", "--", "--check"]))?;
+    step("clippy", || {
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    step("docs", || {
+        run(Command::new("cargo")
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
+    step("facade features", check_feature_combinations)?;
+    step("tests (architecture, chaos, every test)", || {
+        crate::test(&[])
+    })?;
+    step("quickstart", || cargo(&["run", "--example", "quickstart"]))?;
+    println!("\n== ci: passed in {:.0?}", started.elapsed());
+    Ok(())
 }
 
-fn step(name: &str) {
+/// Run one step, saying which and how long it took, so a slow step is seen when it grows.
+fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     println!("\n== ci: {name}");
+    let started = Instant::now();
+    let result = body();
+    println!("== ci: {name}: {:.0?}", started.elapsed());
+    result.map_err(|error| format!("ci step {name}: {error}"))
 }
 
 /// `cargo check` of the facade with no default features plus each subset of its features, read
