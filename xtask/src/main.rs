@@ -5,19 +5,24 @@
 //!   architecture check.
 //! - `s3`: start SeaweedFS for a developer and print the variables that point tests and the
 //!   S3 example at it; runs until interrupted.
-//! - `ci`: what CI runs: format check, clippy with `-D warnings`, docs with `-D warnings`,
-//!   then `test`.
+//! - `ci`: what CI runs (`.github/workflows/ci.yml` and `.ci/run` call only this): format
+//!   check, clippy and docs with `-D warnings`, every feature combination of the facade, then
+//!   `test`, then the quickstart example.
 //! - `chaos [--kills N] [--remote fs|s3] [--seed S]`: kill a syncing worker at random moments,
 //!   restart it, and check that nothing was lost (`tools/chaos-worker`); `test` runs the
 //!   default (20 kills, a directory as the remote).
 //! - `bench [--quick]`: the queue against s5cmd and rclone on SeaweedFS (release build);
 //!   see `docs/BENCHMARKS.md`.
-//! - `check-architecture`: the core's dependency tree holds no SQL, AWS or HTTP crate.
+//! - `check-architecture`: every structural rule of `docs/ARCHITECTURE.md`, one named check
+//!   each (`architecture/`).
 //!
-//! Orchestration only: it runs cargo and checks exit codes, with no dependencies of its own.
+//! Orchestration only: it runs cargo and checks exit codes; its one dependency, serde_json,
+//! reads `cargo metadata`.
 
+mod architecture;
 mod bench;
 mod chaos;
+mod ci;
 mod latency_proxy;
 mod seaweedfs;
 
@@ -26,19 +31,16 @@ use std::process::{Command, ExitCode};
 
 use seaweedfs::SeaweedFs;
 
-/// Crates the core must never depend on: it knows no SQL dialect and no network protocol.
-const FORBIDDEN_IN_CORE: [&str; 5] = ["sqlx", "aws-sdk-s3", "aws-config", "reqwest", "hyper"];
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("ci") => ci(),
+        Some("ci") => ci::ci(),
         Some("s3") => s3(),
         Some("bench") => bench::bench(&args[1..], &target_dir()),
         Some("chaos") => chaos::ChaosOptions::parse(&args[1..])
             .and_then(|options| chaos::chaos(&options, &target_dir())),
-        Some("check-architecture") => check_architecture(),
+        Some("check-architecture") => architecture::check_architecture(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <test [cargo test args]|ci|s3|chaos [--kills N] [--remote fs|s3] [--seed S]|bench [--quick]|check-architecture>"
@@ -55,8 +57,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn test(extra: &[String]) -> Result<(), String> {
-    check_architecture()?;
+pub(crate) fn test(extra: &[String]) -> Result<(), String> {
+    architecture::check_architecture()?;
     // crash safety first: 20 SIGKILLs of a syncing worker, then nothing may be lost
     chaos::chaos(&chaos::ChaosOptions::parse(&[])?, &target_dir())?;
     // build first, so the server does not wait through a long compile
@@ -99,61 +101,6 @@ fn target_dir() -> PathBuf {
     }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(&manifest).join("target")
-}
-
-fn ci() -> Result<(), String> {
-    cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    run(Command::new("cargo")
-        .args(["doc", "--workspace", "--no-deps", "--all-features"])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
-    test(&[])
-}
-
-fn check_architecture() -> Result<(), String> {
-    let output = Command::new("cargo")
-        .args([
-            "tree",
-            "--package",
-            "attachments-core",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
-        .output()
-        .map_err(|e| format!("running cargo tree: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "cargo tree failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let tree = String::from_utf8_lossy(&output.stdout);
-    let offenders: Vec<&str> = tree
-        .lines()
-        .filter(|line| {
-            let name = line.split_whitespace().next().unwrap_or("");
-            FORBIDDEN_IN_CORE.contains(&name)
-        })
-        .collect();
-    if !offenders.is_empty() {
-        return Err(format!(
-            "attachments-core must not depend on {offenders:?}: the core knows no SQL and no network protocol"
-        ));
-    }
-    println!("architecture: attachments-core depends on none of {FORBIDDEN_IN_CORE:?}");
-    Ok(())
 }
 
 pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
