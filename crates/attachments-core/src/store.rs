@@ -161,7 +161,9 @@ pub trait AttachmentStore: Send + Sync + 'static {
     /// `get` for each id; a store may do it in fewer round trips.
     async fn get_many(&self, ids: &[AttachmentId]) -> Result<Vec<Attachment>> {
         let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
+        let mut asked = std::collections::HashSet::with_capacity(ids.len());
+        // an id asked for twice is still one row
+        for id in ids.iter().filter(|id| asked.insert(*id)) {
             match self.get(id).await {
                 Ok(Some(row)) => rows.push(row),
                 Ok(None) => {}

@@ -990,11 +990,11 @@ async fn each_emission_decides_as_if_it_read_the_whole_table() {
     assert_eq!(state(a.clone()).await, Some(AttachmentState::Synced));
     assert_eq!(state(b.clone()).await, Some(AttachmentState::Synced));
 
-    // saved and uploaded after that reconcile, never referenced: the next emission, even one
-    // naming the same ids as before, archives it
+    // saved and uploaded after that reconcile, never referenced: judged against the latest
+    // references as soon as its upload is written, with no new reading needed
     let c = queue.save_file(photo(3, 100)).await.unwrap().id;
     queue.sync_now().await.unwrap();
-    assert_eq!(state(c.clone()).await, Some(AttachmentState::Synced));
+    assert_eq!(state(c.clone()).await, Some(AttachmentState::Archived));
     queue
         .set_referenced(vec![item(&a), item(&b)])
         .await

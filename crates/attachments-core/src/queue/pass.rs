@@ -48,6 +48,11 @@ impl<S: AttachmentStore> Engine<S> {
                 self.reconcile().await?;
             }
             self.run_due_transfers(cancel, &mut summary).await?;
+            // judge what the transfers wrote against the latest references now, not only at
+            // the next pass: an upload of an attachment nobody references ends archived
+            if self.references.reconcile_due() {
+                self.reconcile().await?;
+            }
             // the cache can only overflow when something was archived since the last expiry
             if self
                 .schedule

@@ -306,7 +306,9 @@ pub(crate) fn retry_failed(row: &Attachment, now_ms: i64) -> Result<RowChange> {
 /// with a byte budget, the oldest until the newest kept ones fit in it.
 ///
 /// Never evicted: an archived row whose local file was never uploaded (a failed upload), since
-/// evicting it would lose the only copy of the user's data.
+/// evicting it would lose the only copy of the user's data; nor one whose pending work is a
+/// delete (a failed delete), since the remote object would then stay forever and `retry`
+/// could no longer remove it.
 pub(crate) fn select_evictions(
     archived: &[Attachment],
     limit: usize,
@@ -316,6 +318,7 @@ pub(crate) fn select_evictions(
         .iter()
         .filter(|row| row.state == AttachmentState::Archived)
         .filter(|row| row.has_synced || row.local_uri.is_none())
+        .filter(|row| row.failed_state != Some(AttachmentState::QueuedDelete))
         .collect();
     // newest first; the id breaks ties so the choice is deterministic
     candidates.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.id.cmp(&b.id)));
@@ -776,5 +779,15 @@ mod tests {
         let mut failed = row("f", Archived, false, true);
         failed.failed_state = Some(QueuedUpload);
         assert!(select_evictions(&[failed], 0, None).is_empty());
+    }
+
+    #[test]
+    fn a_failed_delete_is_never_evicted() {
+        // an expired token archived it: evicting would leave the remote object forever
+        for has_synced in [true, false] {
+            let mut failed = row("d", Archived, has_synced, false);
+            failed.failed_state = Some(QueuedDelete);
+            assert!(select_evictions(&[failed], 0, Some(0)).is_empty());
+        }
     }
 }
