@@ -75,9 +75,7 @@ async fn a_second_queue_on_the_same_database_and_files_is_refused() {
     let saved = first.save_file(photo(1, 100)).await.unwrap();
 
     let second = device.builder().await.build();
-    let error = second
-        .err()
-        .expect("a second queue is refused while the first runs");
+    let error = second.expect_err("a second queue is refused while the first runs");
     assert_eq!(error.kind(), ErrorKind::InUse);
     assert!(!error.is_retryable());
 
