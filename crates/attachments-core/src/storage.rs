@@ -217,6 +217,33 @@ impl std::fmt::Debug for ExclusiveLock {
 ///
 /// The object is addressed by [`Attachment::filename`] (adapters may add a prefix).
 ///
+/// # Names
+/// A filename has passed [`validate_relative_path`](crate::validate_relative_path): relative,
+/// `/`-separated, no `..`, NUL, backslash or control characters, at most
+/// [`MAX_PATH_LEN`](crate::MAX_PATH_LEN) bytes. A service with a narrower alphabet (Supabase
+/// Storage) refuses a name outside it with `InvalidInput` before any request, naming the
+/// character, and never rewrites it (other devices look the object up by the same name);
+/// the test kit's remote suite takes the alphabet an adapter declares.
+///
+/// # Errors: what an adapter reports
+/// Only adapters classify; the queue's error handler decides from kind and retryability.
+///
+/// | condition | kind | retryable |
+/// | --- | --- | --- |
+/// | object missing on download (404, `NoSuchKey`) | `NotFound` | no (the default handler retries downloads anyway: the author may not have uploaded yet) |
+/// | object missing on delete | — (`Ok`) | — |
+/// | connection refused/reset, DNS failure, 5xx, 429/throttling, 423 | `Unavailable` | yes |
+/// | a request or body that timed out | `TimedOut` | yes |
+/// | credentials that expire and are refreshed (expired token, STS `ExpiredToken`, clock skew) | `PermissionDenied` | yes |
+/// | credentials refused for good, missing rights (403 on a valid token) | `PermissionDenied` | no |
+/// | missing bucket, wrong endpoint or region, a body encoding the server refuses | `Config` | no |
+/// | a name or size the service refuses (invalid key, too large) | `InvalidInput` | no |
+/// | a body that does not match its size or checksum | `Corrupt` | yes |
+/// | the local disk full while streaming | `StorageFull` | yes |
+/// | anything else | `Other` | no |
+///
+/// Messages never contain secrets (keys, tokens, signed URLs).
+///
 /// ```
 /// use attachments_core::RemoteStorage;
 /// fn takes_any(_storage: std::sync::Arc<dyn RemoteStorage>) {}
