@@ -31,4 +31,6 @@ pub use secret::Secret;
 pub use storage::{
     ByteStream, ExclusiveLock, LocalStorage, RemoteStorage, byte_stream_from, collect_bytes,
 };
-pub use store::{AttachmentStore, Decide, RowChange, StateCounts, UpdateHook, already_exists};
+pub use store::{
+    AttachmentStore, ChangeDecider, RowChange, StateCounts, UpdateHook, already_exists,
+};

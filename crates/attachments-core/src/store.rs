@@ -16,7 +16,7 @@ pub type UpdateHook<C> =
 
 /// Computes, from the current row (if any), the change [`AttachmentStore::apply_with_hook`]
 /// applies; runs inside the store's transaction.
-pub type Decide = Box<dyn FnOnce(Option<Attachment>) -> Result<RowChange> + Send + 'static>;
+pub type ChangeDecider = Box<dyn FnOnce(Option<Attachment>) -> Result<RowChange> + Send + 'static>;
 
 /// One write to the table. Every applied change gives the row a new `version` (see
 /// [`AttachmentStore`]); the row's other fields are written as given.
@@ -225,7 +225,7 @@ pub trait AttachmentStore: Send + Sync + 'static {
     async fn apply_with_hook(
         &self,
         id: &AttachmentId,
-        decide: Decide,
+        decide: ChangeDecider,
         hook: Option<UpdateHook<Self::Connection>>,
     ) -> Result<RowChange>;
 
@@ -243,7 +243,7 @@ pub trait AttachmentStore: Send + Sync + 'static {
         hook: Option<UpdateHook<Self::Connection>>,
     ) -> Result<Attachment> {
         let id = row.id.clone();
-        let decide: Decide = Box::new(move |existing| match existing {
+        let decide: ChangeDecider = Box::new(move |existing| match existing {
             None => Ok(RowChange::Insert(row)),
             Some(existing) => Err(already_exists(&existing.id)),
         });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use attachments_core::{
-    Attachment, AttachmentId, AttachmentState, AttachmentStore, Decide, Error, ErrorKind,
+    Attachment, AttachmentId, AttachmentState, AttachmentStore, ChangeDecider, Error, ErrorKind,
     ExclusiveLock, Result, RowChange, StateCounts, UpdateHook, already_exists,
 };
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
@@ -588,7 +588,7 @@ impl AttachmentStore for SqliteStore {
     async fn apply_with_hook(
         &self,
         id: &AttachmentId,
-        decide: Decide,
+        decide: ChangeDecider,
         hook: Option<UpdateHook<SqliteConnection>>,
     ) -> Result<RowChange> {
         let mut writer = self.writer.lock().await;

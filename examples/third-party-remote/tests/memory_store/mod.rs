@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use attachments_core::{
-    Attachment, AttachmentId, AttachmentState, AttachmentStore, Decide, Error, ErrorKind, Result,
-    RowChange, StateCounts, UpdateHook, already_exists, async_trait,
+    Attachment, AttachmentId, AttachmentState, AttachmentStore, ChangeDecider, Error, ErrorKind,
+    Result, RowChange, StateCounts, UpdateHook, already_exists, async_trait,
 };
 
 #[derive(Default)]
@@ -116,7 +116,7 @@ impl AttachmentStore for MemoryStore {
     async fn apply_with_hook(
         &self,
         id: &AttachmentId,
-        decide: Decide,
+        decide: ChangeDecider,
         hook: Option<UpdateHook<()>>,
     ) -> Result<RowChange> {
         // With no database there is no transaction to roll back, so the hook (which gets
