@@ -14,7 +14,7 @@
 //!
 //! # async fn demo<S: AttachmentStore>(store: S, local: impl LocalStorage) -> attachments_core::Result<()> {
 //! let remote = FlatDirRemoteStorage::new("/mnt/shared/attachments")?;
-//! let queue = AttachmentQueue::builder(store, local, remote).build();
+//! let queue = AttachmentQueue::builder(store, local, remote).build()?;
 //! queue.start_sync().await?;
 //! # Ok(()) }
 //! ```

@@ -28,6 +28,7 @@ async fn two_devices_share_a_photo_through_the_flat_directory() {
         )
         .sync_interval(Duration::from_secs(3600))
         .build()
+        .unwrap()
     };
     let phone = device();
     let laptop = device();
