@@ -7,18 +7,24 @@ use std::sync::Mutex;
 
 use attachments_core::{
     Attachment, AttachmentId, AttachmentState, AttachmentStore, ChangeDecider, Error, ErrorKind,
-    Result, RowChange, StateCounts, UpdateHook, already_exists, async_trait,
+    Result, RowChange, StateCounts, UpdateHook, async_trait,
 };
 
 #[derive(Default)]
 struct Table {
     rows: HashMap<AttachmentId, Attachment>,
-    /// The last version each id had, kept after its row is gone, so a row saved again under a
-    /// used id never repeats a version a late transfer could still compare against.
-    last_versions: HashMap<AttachmentId, i64>,
+    /// The last version the table gave any row: every write takes the next one, so a version
+    /// never repeats for an id across its lives (a late transfer of an earlier life can never
+    /// pass the compare-and-set of a later one).
+    last_version: i64,
 }
 
 impl Table {
+    fn next_version(&mut self) -> i64 {
+        self.last_version += 1;
+        self.last_version
+    }
+
     /// Apply one change; report whether it applied.
     fn apply(&mut self, change: RowChange) -> bool {
         match change {
@@ -31,23 +37,26 @@ impl Table {
                 if taken {
                     return false;
                 }
-                row.version = self.last_versions.get(&row.id).map_or(1, |last| last + 1);
-                self.last_versions.insert(row.id.clone(), row.version);
+                row.version = self.next_version();
                 self.rows.insert(row.id.clone(), row);
                 true
             }
             RowChange::Update {
                 expected_version,
                 mut row,
-            } => match self.rows.get_mut(&row.id) {
-                Some(stored) if stored.version == expected_version => {
-                    row.version = expected_version + 1;
-                    self.last_versions.insert(row.id.clone(), row.version);
-                    *stored = row;
-                    true
+            } => {
+                let current = self.rows.get(&row.id).map(|stored| stored.version);
+                let name_taken = self
+                    .rows
+                    .values()
+                    .any(|other| other.id != row.id && other.filename == row.filename);
+                if current != Some(expected_version) || name_taken {
+                    return false;
                 }
-                _ => false,
-            },
+                row.version = self.next_version();
+                self.rows.insert(row.id.clone(), row);
+                true
+            }
             RowChange::Delete {
                 id,
                 expected_version,
@@ -129,12 +138,18 @@ impl AttachmentStore for MemoryStore {
         let mut table = self.table();
         let change = decide(table.rows.get(id).cloned())?;
         if let RowChange::Insert(row) = &change
-            && table
+            && let Some(holder) = table
                 .rows
                 .values()
-                .any(|other| other.filename == row.filename)
+                .find(|other| other.filename == row.filename)
         {
-            return Err(already_exists(id));
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "filename {:?} is already used by attachment {}",
+                    row.filename, holder.id
+                ),
+            ));
         }
         if !table.apply(change.clone()) {
             return Err(Error::new(
