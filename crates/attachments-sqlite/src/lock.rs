@@ -61,3 +61,38 @@ pub(crate) fn lock(path: &Path) -> Result<ExclusiveLock> {
         }
     }
 }
+
+/// Tables of databases without a file that a queue of this process holds, by pool identity.
+static HELD_IN_PROCESS: std::sync::Mutex<Vec<(usize, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Take the in-process lock of `table` on the pool `pool`: for databases without a file.
+///
+/// # Errors
+/// `InUse` (not retryable) while another queue of this process holds it.
+pub(crate) fn lock_in_process(pool: usize, table: &str) -> Result<ExclusiveLock> {
+    let key = (pool, table.to_owned());
+    let mut held = HELD_IN_PROCESS.lock().expect("lock registry poisoned");
+    if held.contains(&key) {
+        return Err(Error::new(
+            ErrorKind::InUse,
+            format!(
+                "another attachment queue of this process is using table {table:?} of this \
+                 in-memory database; close it first"
+            ),
+        )
+        .with_retryable(false));
+    }
+    held.push(key.clone());
+    Ok(ExclusiveLock::new(HeldInProcess(key)))
+}
+
+/// Releases an in-process lock when dropped.
+struct HeldInProcess((usize, String));
+
+impl Drop for HeldInProcess {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD_IN_PROCESS.lock() {
+            held.retain(|key| *key != self.0);
+        }
+    }
+}

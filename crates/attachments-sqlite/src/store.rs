@@ -239,7 +239,8 @@ impl SqliteStore {
     }
 
     /// The file [`AttachmentStore::lock_exclusive`] locks, `<database file>.<table>.lock`;
-    /// `None` for a database without a file (in memory), which needs no lock.
+    /// `None` for a database without a file (in memory), which is locked within the process
+    /// instead (per pool and table).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -250,6 +251,11 @@ impl SqliteStore {
     /// ```
     pub fn lock_path(&self) -> Option<&Path> {
         self.lock_path.as_deref()
+    }
+
+    /// The pool's identity: its clones share one set of connect options.
+    fn pool_identity(&self) -> usize {
+        Arc::as_ptr(&self.pool.connect_options()) as usize
     }
 
     /// Apply one change. Returns the version it wrote (for a delete, the version of the row it
@@ -681,7 +687,12 @@ impl AttachmentStore for SqliteStore {
     }
 
     fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
-        self.lock_path.as_deref().map(crate::lock::lock).transpose()
+        match self.lock_path.as_deref() {
+            Some(path) => crate::lock::lock(path).map(Some),
+            // no file to lock: no other process can open this database, but another queue of
+            // this process can share the pool
+            None => crate::lock::lock_in_process(self.pool_identity(), &self.table).map(Some),
+        }
     }
 }
 

@@ -478,10 +478,27 @@ async fn a_second_store_on_the_same_table_is_refused_the_lock() {
 }
 
 #[tokio::test]
-async fn an_in_memory_database_needs_no_lock() {
+async fn an_in_memory_database_is_locked_within_the_process() {
+    // no file to lock, but two queues of this process may share one pool
     let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
-    let store = SqliteStore::new(pool).await.unwrap();
-    assert!(store.lock_exclusive().unwrap().is_none());
+    let store = SqliteStore::new(pool.clone()).await.unwrap();
+    let twin = SqliteStore::new(pool).await.unwrap();
+    let held = store
+        .lock_exclusive()
+        .unwrap()
+        .expect("a lock in the process");
+    let err = twin.lock_exclusive().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse);
+    drop(held);
+    assert!(
+        twin.lock_exclusive().unwrap().is_some(),
+        "granted once released"
+    );
+    // another in-memory database is another table
+    let other = SqliteStore::new(SqlitePool::connect("sqlite::memory:").await.unwrap())
+        .await
+        .unwrap();
+    assert!(other.lock_exclusive().unwrap().is_some());
 }
 
 #[tokio::test]

@@ -233,8 +233,8 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
             events,
             clock: Clock::new(),
             lifecycle: Lifecycle::new(locks),
-            claimed_ids: Claims::new(),
-            claimed_paths: Claims::new(),
+            claimed_ids: Arc::new(Claims::new()),
+            claimed_paths: Arc::new(Claims::new()),
             references: References::new(self.download_attachments),
             schedule: Schedule::new(),
         });

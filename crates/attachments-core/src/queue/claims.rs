@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,11 @@ impl<K: Hash + Eq + Clone> Claims<K> {
 
     /// Claim `key` if nobody holds it; the claim's token is a child of `parent`, so cancelling
     /// the pass (or `stop_sync`) cancels the work too.
-    pub(super) fn try_claim(&self, key: K, parent: &CancellationToken) -> Option<Claim<'_, K>> {
+    pub(super) fn try_claim(
+        self: &Arc<Self>,
+        key: K,
+        parent: &CancellationToken,
+    ) -> Option<Claim<K>> {
         let mut held = self.held.lock().expect("claims lock poisoned");
         if held.contains_key(&key) {
             return None;
@@ -39,14 +43,14 @@ impl<K: Hash + Eq + Clone> Claims<K> {
         let token = parent.child_token();
         held.insert(key.clone(), token.clone());
         Some(Claim {
-            claims: self,
+            claims: Arc::clone(self),
             key,
             token,
         })
     }
 
     /// Claim `key`, waiting for its current holder to let go.
-    pub(super) async fn claim(&self, key: K, parent: &CancellationToken) -> Claim<'_, K> {
+    pub(super) async fn claim(self: &Arc<Self>, key: K, parent: &CancellationToken) -> Claim<K> {
         loop {
             let released = self.released.notified();
             tokio::pin!(released);
@@ -68,7 +72,6 @@ impl<K: Hash + Eq + Clone> Claims<K> {
     }
 
     /// Whether `key` is claimed right now.
-    #[cfg(test)]
     pub(super) fn is_claimed(&self, key: &K) -> bool {
         self.held
             .lock()
@@ -77,21 +80,23 @@ impl<K: Hash + Eq + Clone> Claims<K> {
     }
 }
 
-/// A held claim; released when dropped, however the work holding it ends.
-pub(super) struct Claim<'a, K: Hash + Eq> {
-    claims: &'a Claims<K>,
+/// A held claim; released when dropped, however the work holding it ends. It owns its share
+/// of the claim set, so work that must finish even when its caller goes away (a save's commit
+/// and promotion, a pass's outcomes) can carry it into a task of its own.
+pub(super) struct Claim<K: Hash + Eq> {
+    claims: Arc<Claims<K>>,
     key: K,
     token: CancellationToken,
 }
 
-impl<K: Hash + Eq> Claim<'_, K> {
+impl<K: Hash + Eq> Claim<K> {
     /// Cancelled when the work should stop (`clear_queue`, `stop_sync`, its pass cancelled).
     pub(super) fn token(&self) -> &CancellationToken {
         &self.token
     }
 }
 
-impl<K: Hash + Eq> Drop for Claim<'_, K> {
+impl<K: Hash + Eq> Drop for Claim<K> {
     fn drop(&mut self) {
         if let Ok(mut held) = self.claims.held.lock() {
             held.remove(&self.key);
@@ -106,7 +111,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_claimed_key_cannot_be_claimed_twice_until_released() {
-        let claims = Claims::new();
+        let claims = Arc::new(Claims::new());
         let root = CancellationToken::new();
         let first = claims.try_claim("a", &root).expect("free");
         assert!(claims.try_claim("a", &root).is_none());
@@ -117,12 +122,12 @@ mod tests {
 
     #[tokio::test]
     async fn claim_waits_for_the_holder_and_cancel_all_reaches_it() {
-        let claims = std::sync::Arc::new(Claims::new());
+        let claims = Arc::new(Claims::new());
         let root = CancellationToken::new();
         let holder = claims.try_claim("a", &root).expect("free");
         let token = holder.token().clone();
         let waiter = {
-            let claims = std::sync::Arc::clone(&claims);
+            let claims = Arc::clone(&claims);
             let root = root.clone();
             tokio::spawn(async move {
                 let _claim = claims.claim("a", &root).await;

@@ -3,11 +3,13 @@
 //! Each command claims the ids and paths it touches (see `claims`), so it never races a
 //! transfer over the same files.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::SaveFile;
-use super::engine::Engine;
+use super::engine::{Engine, run_to_the_end};
 use super::hooks::BoundHook;
 use super::transfer::stream_checksum;
 use crate::error::{Error, ErrorKind, Result};
@@ -22,16 +24,21 @@ impl<S: AttachmentStore> Engine<S> {
     /// Stream the file into the staging area, record the row (with the app's hook) in one
     /// transaction, then promote the file to its path. A crash before the commit leaves only a
     /// staged file, which start-up removes; one after it, a staged file start-up promotes.
+    /// Once the file is staged, the rest runs in a task of its own: a caller that stops
+    /// waiting (a timeout, a dropped future) cannot leave a committed row with its file still
+    /// staged.
     pub(super) async fn save_file(
-        &self,
+        self: &Arc<Self>,
         file: SaveFile,
         hook: Option<BoundHook<S::Connection>>,
     ) -> Result<Attachment> {
         self.lifecycle.ensure_open()?;
+        let cancel = self.lifecycle.current_cancel();
+        // a crashed process's staged files are settled before this save stages one
+        self.ensure_verified(&cancel).await?;
         let given_id = file.id.is_some();
         let id = file.id.unwrap_or_else(AttachmentId::generate);
         let filename = default_filename(&id, file.file_extension.as_deref())?;
-        let cancel = self.lifecycle.current_cancel();
         // Both claimed before the checks below: a second save of the same id or file name
         // cannot pass them while this one is between them and its commit.
         let busy = || {
@@ -41,10 +48,10 @@ impl<S: AttachmentStore> Engine<S> {
             )
             .with_attachment(&id)
         };
-        let Some(_path) = self.claimed_paths.try_claim(filename.clone(), &cancel) else {
+        let Some(path_claim) = self.claimed_paths.try_claim(filename.clone(), &cancel) else {
             return Err(busy());
         };
-        let Some(_id) = self.claimed_ids.try_claim(id.clone(), &cancel) else {
+        let Some(id_claim) = self.claimed_ids.try_claim(id.clone(), &cancel) else {
             return Err(busy());
         };
         // An id the app chose may exist: refuse it before any byte is written. A generated
@@ -70,6 +77,21 @@ impl<S: AttachmentStore> Engine<S> {
             self.clock.now_ms(),
         );
         let hook = hook.map(|bind| bind(row.clone()));
+        let engine = Arc::clone(self);
+        run_to_the_end(async move {
+            let _claims = (path_claim, id_claim);
+            engine.commit_save(row, hook).await
+        })
+        .await
+    }
+
+    /// The second half of a save: the row, then the file at its path.
+    async fn commit_save(
+        &self,
+        row: Attachment,
+        hook: Option<crate::store::UpdateHook<S::Connection>>,
+    ) -> Result<Attachment> {
+        let (id, filename, size) = (row.id.clone(), row.filename.clone(), row.size);
         let saved = match self.store.insert_with_hook(row, hook).await {
             Ok(saved) => saved,
             Err(error) => {
@@ -86,7 +108,7 @@ impl<S: AttachmentStore> Engine<S> {
             self.emit_error(Some(id.clone()), None, error);
         }
         self.report_write(None, &RowChange::Insert(saved.clone()));
-        info!(%id, size, "attachment saved");
+        info!(%id, ?size, "attachment saved");
         self.schedule.trigger();
         Ok(saved)
     }
@@ -148,8 +170,13 @@ impl<S: AttachmentStore> Engine<S> {
 
     /// Evict archived rows beyond the cache limits. An evicted file leaves through the
     /// staging area: moved there, its row removed, then discarded (or put back if the row
-    /// was revived meanwhile).
-    pub(super) async fn expire_cache(&self, cancel: &CancellationToken) -> Result<u64> {
+    /// was revived meanwhile). Runs to its end even if the pass is cancelled.
+    pub(super) async fn expire_cache(self: &Arc<Self>, cancel: &CancellationToken) -> Result<u64> {
+        let (engine, cancel) = (Arc::clone(self), cancel.clone());
+        run_to_the_end(async move { engine.evict(&cancel).await }).await
+    }
+
+    async fn evict(&self, cancel: &CancellationToken) -> Result<u64> {
         let archived = self.store.list(Some(&[AttachmentState::Archived])).await?;
         let evictions = select_evictions(
             &archived,
@@ -182,8 +209,18 @@ impl<S: AttachmentStore> Engine<S> {
     }
 
     /// Forget every attachment: cancel the work in flight and wait for it to end, then remove
-    /// each row and the local file it references (nothing else).
-    pub(super) async fn clear_queue(&self) -> Result<u64> {
+    /// each row and the local file it references (nothing else). Runs to its end even if the
+    /// caller stops waiting. No pass starts a transfer while it runs.
+    pub(super) async fn clear_queue(self: &Arc<Self>) -> Result<u64> {
+        let engine = Arc::clone(self);
+        run_to_the_end(async move {
+            let _no_new_transfers = engine.lifecycle.hold_transfers();
+            engine.clear().await
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<u64> {
         self.claimed_ids.cancel_all();
         let cancel = CancellationToken::new();
         let listed = self.store.list(None).await?;

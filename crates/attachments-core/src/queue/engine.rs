@@ -35,9 +35,9 @@ pub(super) struct Engine<S: AttachmentStore> {
     /// Open or closed, the background worker, the exclusive locks.
     pub(super) lifecycle: Lifecycle,
     /// Ids with work in flight (transfers, saves, evictions).
-    pub(super) claimed_ids: Claims<AttachmentId>,
+    pub(super) claimed_ids: Arc<Claims<AttachmentId>>,
     /// Local paths being written or moved (a save's or a download's staged file).
-    pub(super) claimed_paths: Claims<String>,
+    pub(super) claimed_paths: Arc<Claims<String>>,
     /// The app's references and what the last reconcile left in place.
     pub(super) references: References,
     /// When the next pass runs and what it has to do.
@@ -116,6 +116,22 @@ impl<S: AttachmentStore> Engine<S> {
             }
         }
         Ok(count)
+    }
+}
+
+/// Run `work` in a task of its own and wait for it. The work goes on to its end even when the
+/// caller stops waiting (a dropped future, `stop_sync`): used for steps that must not stop
+/// half way, such as a row written but its staged file not yet promoted.
+pub(super) async fn run_to_the_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+) -> crate::error::Result<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => Err(Error::new(
+            crate::error::ErrorKind::Cancelled,
+            "the runtime shut down while the queue was writing",
+        )),
     }
 }
 

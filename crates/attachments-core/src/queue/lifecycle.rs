@@ -19,6 +19,18 @@ pub(super) struct Lifecycle {
     /// Held from `build()` until `close()` (or the engine is dropped): no second queue runs on
     /// the same table or files.
     locks: Mutex<Vec<ExclusiveLock>>,
+    /// How many `clear_queue` calls are running: passes start no transfer meanwhile, so a
+    /// clear never waits for a transfer it did not cancel.
+    transfers_held: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// While alive, passes start no transfer; see [`Lifecycle::hold_transfers`].
+pub(super) struct TransfersHeld(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for TransfersHeld {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Lifecycle {
@@ -28,7 +40,19 @@ impl Lifecycle {
             cancel: Arc::new(Mutex::new(CancellationToken::new())),
             worker: Mutex::new(None),
             locks: Mutex::new(locks),
+            transfers_held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
+    }
+
+    /// Keep passes from starting transfers until the returned guard is dropped.
+    pub(super) fn hold_transfers(&self) -> TransfersHeld {
+        self.transfers_held.fetch_add(1, Ordering::SeqCst);
+        TransfersHeld(Arc::clone(&self.transfers_held))
+    }
+
+    /// Whether a pass may start a transfer now.
+    pub(super) fn transfers_allowed(&self) -> bool {
+        self.transfers_held.load(Ordering::SeqCst) == 0
     }
 
     /// The token the handles' drop guard cancels when the app drops its last handle.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::claims::Claim;
-use super::engine::Engine;
+use super::engine::{Engine, run_to_the_end};
 use super::transfer::{StagedFile, TransferEnd};
 use super::{AttachmentEvent, PassSummary};
 use crate::error::{Error, Result};
@@ -26,9 +26,9 @@ const DUE_ROWS_PER_READ: usize = 1_000;
 
 /// The claims a transfer holds until its outcome is written: its id, and the local path it
 /// stages (downloads and deletes).
-struct TransferClaims<'a> {
-    _id: Claim<'a, AttachmentId>,
-    _path: Option<Claim<'a, String>>,
+struct TransferClaims {
+    _id: Claim<AttachmentId>,
+    _path: Option<Claim<String>>,
 }
 
 impl<S: AttachmentStore> Engine<S> {
@@ -37,11 +37,7 @@ impl<S: AttachmentStore> Engine<S> {
         cancel: &CancellationToken,
     ) -> Result<PassSummary> {
         let started = Instant::now();
-        if !self.schedule.verified.load(Ordering::SeqCst) {
-            // Two passes may both verify at start; the work is idempotent.
-            self.verify_local_files(cancel).await?;
-            self.schedule.verified.store(true, Ordering::SeqCst);
-        }
+        self.ensure_verified(cancel).await?;
         let mut summary = PassSummary::default();
         let work = async {
             if self.references.reconcile_due() {
@@ -82,11 +78,14 @@ impl<S: AttachmentStore> Engine<S> {
     }
 
     /// Claim a due row for a transfer, unless other work holds its id or path.
-    fn claim_for_transfer<'a>(
-        &'a self,
+    fn claim_for_transfer(
+        &self,
         row: &Attachment,
         cancel: &CancellationToken,
-    ) -> Option<(TransferClaims<'a>, CancellationToken)> {
+    ) -> Option<(TransferClaims, CancellationToken)> {
+        if !self.lifecycle.transfers_allowed() {
+            return None; // `clear_queue` is running
+        }
         let id = self.claimed_ids.try_claim(row.id.clone(), cancel)?;
         let path = match pending_operation(row.state) {
             Some(Operation::Download) => Some(row.filename.clone()),
@@ -130,7 +129,7 @@ impl<S: AttachmentStore> Engine<S> {
         // so a busy pass writes many outcomes per round trip and an idle one writes each at
         // once. A transfer's claims are held until its outcome is written.
         let mut running = FuturesUnordered::new();
-        let mut finished: Vec<(TransferEnd, TransferClaims<'_>)> = Vec::new();
+        let mut finished: Vec<(TransferEnd, TransferClaims)> = Vec::new();
         let mut writing = None;
         loop {
             while running.len() < self.config.max_concurrency {
@@ -141,10 +140,17 @@ impl<S: AttachmentStore> Engine<S> {
                             .list_due(self.clock.now_ms(), downloads, DUE_ROWS_PER_READ)
                             .await?;
                         more_due = rows.len() == DUE_ROWS_PER_READ;
-                        waiting = rows.into_iter();
-                        if waiting.len() > 0 {
+                        // rows in flight are still due until their outcome is written: a read
+                        // that finds nothing else ends the reading, never spins
+                        let fresh: Vec<Attachment> = rows
+                            .into_iter()
+                            .filter(|row| !self.claimed_ids.is_claimed(&row.id))
+                            .collect();
+                        if !fresh.is_empty() {
+                            waiting = fresh.into_iter();
                             continue;
                         }
+                        more_due = false;
                     }
                     break;
                 };
@@ -160,7 +166,7 @@ impl<S: AttachmentStore> Engine<S> {
             }
             if writing.is_none() && !finished.is_empty() {
                 writing = Some(Box::pin(
-                    self.record_outcomes(std::mem::take(&mut finished)),
+                    self.record_outcomes_to_the_end(std::mem::take(&mut finished)),
                 ));
             }
             if running.is_empty() && writing.is_none() {
@@ -181,11 +187,22 @@ impl<S: AttachmentStore> Engine<S> {
         }
     }
 
+    /// [`record_outcomes`](Self::record_outcomes) in a task of its own, which runs to its end
+    /// even when the pass is cancelled (`stop_sync`): an outcome written without its staged
+    /// file promoted would leave a `Synced` row without its file.
+    async fn record_outcomes_to_the_end(
+        self: &Arc<Self>,
+        batch: Vec<(TransferEnd, TransferClaims)>,
+    ) -> Result<Vec<(TransferOutcome, RowChange, bool)>> {
+        let engine = Arc::clone(self);
+        run_to_the_end(async move { engine.record_outcomes(batch).await }).await
+    }
+
     /// Write the outcomes of finished transfers in one store call, then finish each: events,
     /// the staged file promoted or discarded, a new pass for outcomes the row outran.
     async fn record_outcomes(
         &self,
-        batch: Vec<(TransferEnd, TransferClaims<'_>)>,
+        batch: Vec<(TransferEnd, TransferClaims)>,
     ) -> Result<Vec<(TransferOutcome, RowChange, bool)>> {
         let now = self.clock.now_ms();
         let changes: Vec<RowChange> = batch
@@ -216,8 +233,16 @@ impl<S: AttachmentStore> Engine<S> {
                 info!(id = %end.row.id, operation = %end.operation, "outcome discarded: the attachment changed during the transfer");
                 self.schedule.trigger();
             }
-            if let Some(staged) = &end.staged {
-                self.finish_staged(staged, applied).await;
+            if let Some(staged) = &end.staged
+                && let Err(error) = self.finish_staged(staged, applied).await
+            {
+                if let (StagedFile::Downloaded(_), true) = (staged, applied) {
+                    // the row says Synced but its file could not be put in place
+                    self.undo_download(&end.row.id, error).await;
+                } else {
+                    // the staged file stays; start-up puts it where its row says
+                    warn!(?staged, %error, "could not finish a staged file");
+                }
             }
             drop(claims);
             written.push((end.outcome, change, applied));
@@ -227,18 +252,51 @@ impl<S: AttachmentStore> Engine<S> {
 
     /// A download's file is promoted once its row says `Synced`, and removed if the row moved
     /// on; a deleted row's file is removed once the row is gone, and put back if it stayed.
-    async fn finish_staged(&self, staged: &StagedFile, applied: bool) {
-        let result = match (staged, applied) {
+    async fn finish_staged(&self, staged: &StagedFile, applied: bool) -> Result<()> {
+        match (staged, applied) {
             (StagedFile::Downloaded(path), true) | (StagedFile::Removed(path), false) => {
                 self.local.promote_staged(path).await
             }
             (StagedFile::Downloaded(path), false) | (StagedFile::Removed(path), true) => {
                 self.local.discard_staged(path).await
             }
+        }
+    }
+
+    /// A download whose file could not be put at its path (something the queue did not write
+    /// is in the way, the disk refused): the row goes back from `Synced` to a failed download,
+    /// with the error, as the error handler decides.
+    async fn undo_download(&self, id: &AttachmentId, error: Error) {
+        let error = error
+            .with_operation(Operation::Download)
+            .with_attachment(id);
+        warn!(%error, "a downloaded file could not be put in place");
+        self.emit_error(Some(id.clone()), Some(Operation::Download), error.clone());
+        let row = match self.store.get(id).await {
+            Ok(Some(row)) if row.state == AttachmentState::Synced => row,
+            _ => return,
         };
-        if let Err(error) = result {
-            // the staged file stays; start-up puts it where its row says
-            warn!(?staged, %error, "could not finish a staged file");
+        if let Err(cleanup) = self.local.discard_staged(&row.filename).await {
+            warn!(%cleanup, "could not remove a staged download");
+        }
+        let mut queued = row.clone();
+        queued.state = AttachmentState::QueuedDownload;
+        queued.local_uri = None;
+        let action = self
+            .error_handler
+            .on_error(&queued, Operation::Download, &error)
+            .await;
+        let change = apply_outcome(
+            &queued,
+            TransferOutcome::Failed { error, action },
+            &self.config.retry,
+            random_unit(),
+            self.clock.now_ms(),
+        );
+        match self.store.apply(vec![change.clone()]).await {
+            Ok(applied) if applied[0] => self.report_write(Some(row.state), &change),
+            Ok(_) => {}
+            Err(error) => warn!(%error, "could not record a failed download"),
         }
     }
 }

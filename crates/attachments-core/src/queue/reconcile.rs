@@ -317,9 +317,15 @@ impl<S: AttachmentStore> Engine<S> {
             if row.state == AttachmentState::Archived
                 && referenced.contains(&row.id)
                 && let Some(path) = &row.local_uri
-                && self.local_file_present(path).await?
             {
-                local_files_present.insert(row.id.clone());
+                match self.local_file_present(path).await {
+                    Ok(true) => {
+                        local_files_present.insert(row.id.clone());
+                    }
+                    Ok(false) => {}
+                    // taken as missing: the row is revived as a download, never stuck
+                    Err(error) => warn!(id = %row.id, path, %error, "could not check a local file"),
+                }
             }
         }
         let context = ReconcileContext {
@@ -353,6 +359,8 @@ impl<S: AttachmentStore> Engine<S> {
             if *applied {
                 self.report_change(states_before.get(change.id()).copied(), change);
             } else if let crate::store::RowChange::Insert(row) = change {
+                // looked at again by the next reconcile: the file name may be free by then
+                self.references.note_written(&row.id);
                 let error = crate::error::Error::new(
                     crate::error::ErrorKind::AlreadyExists,
                     format!(

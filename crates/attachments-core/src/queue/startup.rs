@@ -17,9 +17,20 @@ use crate::state_machine::verify_on_start;
 use crate::store::AttachmentStore;
 
 impl<S: AttachmentStore> Engine<S> {
+    /// Run start-up verification unless it has run: once per queue, before its first pass or
+    /// save. A failed verification runs again next time.
+    pub(super) async fn ensure_verified(&self, cancel: &CancellationToken) -> Result<()> {
+        let mut verified = self.schedule.verified.lock().await;
+        if !*verified {
+            self.verify_local_files(cancel).await?;
+            *verified = true;
+        }
+        Ok(())
+    }
+
     /// Remove leftover temporary files, finish or undo staged files, and repair rows whose
     /// file is gone. A problem with one file is logged and skipped: it never stops a pass.
-    pub(super) async fn verify_local_files(&self, cancel: &CancellationToken) -> Result<()> {
+    async fn verify_local_files(&self, cancel: &CancellationToken) -> Result<()> {
         let temp_removed = match self.local.remove_temp_files().await {
             Ok(removed) => removed,
             Err(error) => {
@@ -32,6 +43,15 @@ impl<S: AttachmentStore> Engine<S> {
         let now = self.clock.now_ms();
         let mut changes = Vec::new();
         for row in &rows {
+            // work in flight (a save between its commit and its promotion) is not a crash
+            let busy = self.claimed_ids.is_claimed(&row.id)
+                || row
+                    .local_uri
+                    .as_ref()
+                    .is_some_and(|path| self.claimed_paths.is_claimed(path));
+            if busy {
+                continue;
+            }
             let exists = match &row.local_uri {
                 Some(path) => match self.local_file_present(path).await {
                     Ok(exists) => exists,
@@ -45,6 +65,8 @@ impl<S: AttachmentStore> Engine<S> {
             if let Some(change) = verify_on_start(row, exists, now) {
                 warn!(id = %row.id, state = %row.state, "local file missing");
                 changes.push(change);
+            } else if let Some(change) = self.clamp_retry_time(row, now) {
+                changes.push(change);
             }
         }
         let repaired = self.apply_and_report(&rows, changes, true).await?;
@@ -53,6 +75,23 @@ impl<S: AttachmentStore> Engine<S> {
             promoted, discarded, repaired, "local files verified"
         );
         Ok(())
+    }
+
+    /// A retry time further away than the longest backoff was written by a clock that was
+    /// wrong (or by another program): the row is due now instead of waiting for it.
+    fn clamp_retry_time(&self, row: &Attachment, now: i64) -> Option<crate::store::RowChange> {
+        let longest = i64::try_from(self.config.retry.max_backoff.as_millis()).unwrap_or(i64::MAX);
+        let at = row.next_attempt_at?;
+        if !row.state.is_queued() || at <= now.saturating_add(longest) {
+            return None;
+        }
+        warn!(id = %row.id, at, "a retry time beyond the longest backoff; due now");
+        let mut due = row.clone();
+        due.next_attempt_at = Some(now);
+        Some(crate::store::RowChange::Update {
+            expected_version: row.version,
+            row: due,
+        })
     }
 
     /// Each staged file left by a crash: promoted when a row points at its path and its bytes

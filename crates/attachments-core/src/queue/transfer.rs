@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::AttachmentEvent;
 use super::engine::Engine;
@@ -123,6 +123,17 @@ impl<S: AttachmentStore> Engine<S> {
 
     /// Download into the staging area; the pass promotes the file once the row says `Synced`.
     async fn download(&self, row: &Attachment, meter: &Arc<Meter>) -> Result<TransferOutcome> {
+        // A row with no local file has none at its path either: a file there is the app's own
+        // (a watched item may name any path), and the queue never replaces what it did not write.
+        if row.local_uri.is_none() && self.local.exists(&row.filename).await? {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "a file the queue did not write is at {:?}; it is not replaced",
+                    row.filename
+                ),
+            ));
+        }
         let data = self.remote.download(row).await?;
         // a row that knows its size accepts no more; one that does not, no more than the limit
         let data = match row.size.or(self.config.max_download_bytes) {
@@ -141,6 +152,17 @@ impl<S: AttachmentStore> Engine<S> {
             .checksum
             .as_ref()
             .is_some_and(|expected| *expected != checksum);
+        // The same different body twice is the remote's truth, not a transfer gone wrong: the
+        // id was reused (saved again on another device after a delete). A body cut short or
+        // garbled by the network differs from one try to the next.
+        let seen_before = row
+            .last_error
+            .as_deref()
+            .is_some_and(|last| last.contains(&checksum));
+        if (size_differs || checksum_differs) && seen_before {
+            info!(size, %checksum, "the remote object changed since it was recorded; taken as it is");
+            return Ok(TransferOutcome::Downloaded { size, checksum });
+        }
         if size_differs || checksum_differs {
             if let Err(cleanup) = self.local.discard_staged(&row.filename).await {
                 warn!(%cleanup, "could not remove a download that failed its check");

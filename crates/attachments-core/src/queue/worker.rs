@@ -28,8 +28,10 @@ pub(super) struct Schedule {
     pub(super) next_due_ms: AtomicI64,
     /// Set when a row is archived (and at start); a pass expires the cache only then.
     pub(super) cache_may_overflow: AtomicBool,
-    /// Start-up verification runs once per queue, before its first pass.
-    pub(super) verified: AtomicBool,
+    /// Start-up verification runs once per queue, before its first pass or save (a save must
+    /// not write a staged file before a crashed process's leftovers are settled); `true` once
+    /// it has.
+    pub(super) verified: tokio::sync::Mutex<bool>,
 }
 
 impl Schedule {
@@ -38,7 +40,7 @@ impl Schedule {
             trigger: Notify::new(),
             next_due_ms: AtomicI64::new(i64::MAX),
             cache_may_overflow: AtomicBool::new(true),
-            verified: AtomicBool::new(false),
+            verified: tokio::sync::Mutex::new(false),
         }
     }
 
