@@ -185,7 +185,7 @@ pub(crate) fn install(target: &Path) -> Result<PathBuf, String> {
         return Ok(garage);
     }
     println!(
-        "building Garage {VERSION} from crates.io into {} (once; about 30 minutes on 2 cores, at low priority)",
+        "building Garage {VERSION} from crates.io into {} (once; 30 to 90 minutes on 2 busy cores, at low priority; resumes if interrupted)",
         root.display()
     );
     let mut command = Command::new("nice");

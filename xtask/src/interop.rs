@@ -127,13 +127,13 @@ fn suites(column: &str, environment: Vec<(&'static str, String)>, must_pass: boo
     let mut results = Vec::new();
     let mut missing_bucket = None;
     for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("test ") {
-            if let Some((name, verdict)) = rest.split_once(" ... ") {
-                // the in-process server's scenario does not depend on the external server
-                if !name.contains("in_process") {
-                    results.push((name.to_owned(), verdict.trim() == "ok"));
-                }
-            }
+        // the in-process server's scenario does not depend on the external server
+        if let Some((name, verdict)) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.split_once(" ... "))
+            .filter(|(name, _)| !name.contains("in_process"))
+        {
+            results.push((name.to_owned(), verdict.trim() == "ok"));
         }
         if let Some(got) = line.strip_prefix("a download from a missing bucket: ") {
             missing_bucket = Some(got.split(" (").next().unwrap_or(got).to_owned());
