@@ -1,7 +1,8 @@
 //! Sync attachments with an S3-compatible server.
 //!
-//! Reads `ATTACHMENTS_TEST_S3_ENDPOINT`, `_BUCKET`, `_ACCESS_KEY` and `_SECRET_KEY`. To try it
-//! against a local SeaweedFS: run `cargo xtask s3` in one shell, export the variables it
+//! Reads `ATTACHMENTS_TEST_S3_ENDPOINT`, `_BUCKET`, `_ACCESS_KEY` and `_SECRET_KEY`, and
+//! optionally `_REGION` (e.g. `garage` for Garage), `_CHECKSUMS` and `_PAYLOAD_SIGNING` (see
+//! `S3Config::from_env`). To try it against a local SeaweedFS: run `cargo xtask s3` in one shell, export the variables it
 //! prints, then `cargo run --example s3 --features s3`.
 
 use attachments::fs::FsLocalStorage;

@@ -1,8 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `test`: every test of the workspace, after starting the servers the tests need (SeaweedFS
-//!   for the S3 tests, unless `ATTACHMENTS_TEST_S3_ENDPOINT` names another server), plus the
-//!   architecture check.
+//!   for the S3 tests, unless `ATTACHMENTS_TEST_S3_ENDPOINT` names another server; then the
+//!   S3 suites again against moto), plus the architecture check.
+//! - `interop [--skip-garage]`: the S3 suites against SeaweedFS, moto and Garage, as a table.
 //! - `s3`: start SeaweedFS for a developer and print the variables that point tests and the
 //!   S3 example at it; runs until interrupted.
 //! - `ci`: what CI runs (`.github/workflows/ci.yml` and `.ci/run` call only this): format
@@ -23,7 +24,10 @@ mod architecture;
 mod bench;
 mod chaos;
 mod ci;
+mod garage;
+mod interop;
 mod latency_proxy;
+mod moto;
 mod seaweedfs;
 
 use std::path::PathBuf;
@@ -37,13 +41,14 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("ci") => ci::ci(),
         Some("s3") => s3(),
+        Some("interop") => interop::interop(&args[1..], &target_dir()),
         Some("bench") => bench::bench(&args[1..], &target_dir()),
         Some("chaos") => chaos::ChaosOptions::parse(&args[1..])
             .and_then(|options| chaos::chaos(&options, &target_dir())),
         Some("check-architecture") => architecture::check_architecture(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args]|ci|s3|chaos [--kills N] [--remote fs|s3] [--seed S]|bench [--quick]|check-architecture>"
+                "usage: cargo xtask <test [cargo test args]|ci|s3|interop [--skip-garage]|chaos [--kills N] [--remote fs|s3] [--seed S]|bench [--quick]|check-architecture>"
             );
             return ExitCode::from(2);
         }
@@ -79,7 +84,7 @@ pub(crate) fn test(extra: &[String]) -> Result<(), String> {
     if result.is_err() {
         server.dump_log();
     }
-    result
+    result.and_then(|()| moto::test_s3_suites(&target_dir()))
 }
 
 fn s3() -> Result<(), String> {

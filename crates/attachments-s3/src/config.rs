@@ -5,14 +5,29 @@ pub use attachments_core::Secret;
 /// The smallest part S3 accepts in a multipart upload (except the last one).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
-/// When the SDK adds checksums to requests.
+/// When requests carry checksums.
 ///
-/// `WhenSupported` (the SDK's default) sends a CRC32 with every upload, streamed as an
-/// `aws-chunked` trailer; some S3-compatible servers reject that encoding and need
-/// `WhenRequired`.
+/// Whatever the mode, no upload is ever sent with `content-encoding: aws-chunked`: some
+/// S3-compatible servers (Garage) refuse that encoding, and it is the only way the SDK can
+/// attach a checksum to a body it streams. What each body shape carries:
+///
+/// | body | `WhenSupported` (default) | `WhenRequired` |
+/// | --- | --- | --- |
+/// | from memory (up to 1 MiB) | `x-amz-checksum-crc32` header | none |
+/// | streamed (1 MiB to the multipart threshold) | none on the wire; the MD5 of what was sent is compared with the `ETag` the server answers | none |
+/// | multipart part | `x-amz-checksum-crc32` header | none |
+///
+/// A streamed body whose MD5 differs from the `ETag` is a retryable `Corrupt` error (the
+/// check is skipped when the `ETag` is not an MD5: SSE-KMS, SSE-C, or a server with other
+/// `ETag`s). Choose `WhenRequired` for a server that refuses checksum headers or answers
+/// `ETag`s that look like an MD5 but are not one.
+///
+/// ```
+/// assert_eq!(attachments_s3::ChecksumMode::default(), attachments_s3::ChecksumMode::WhenSupported);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChecksumMode {
-    /// Checksum every request that supports one.
+    /// Checksum every request that supports one (and validate downloads that carry one).
     #[default]
     WhenSupported,
     /// Checksum only requests that require one.
@@ -21,21 +36,30 @@ pub enum ChecksumMode {
 
 /// Whether upload bodies are signed.
 ///
-/// On a plain-HTTP endpoint the SDK signs a streamed body chunk by chunk, which costs a
-/// SHA-256 of every byte sent (a third of the queue's CPU time for small uploads in
-/// `cargo xtask bench`). `Unsigned` (the default) sends `UNSIGNED-PAYLOAD` instead: the CRC32
-/// that [`ChecksumMode::WhenSupported`] adds still detects a body corrupted on the way, and
-/// TLS protects it on `https` endpoints. Choose `Signed` for a plain-HTTP endpoint reached
-/// through a network you do not trust.
+/// What goes out as `x-amz-content-sha256`, per body shape:
+///
+/// | body | `Unsigned` (default) | `Signed` |
+/// | --- | --- | --- |
+/// | from memory (up to 1 MiB) | `UNSIGNED-PAYLOAD` | the body's SHA-256 |
+/// | streamed (1 MiB to the multipart threshold) | `UNSIGNED-PAYLOAD` | never streamed: up to the part size (5 MiB) read into memory and signed, above it multipart |
+/// | multipart part | `UNSIGNED-PAYLOAD` | the part's SHA-256 |
+///
+/// Signing costs a SHA-256 of every byte sent (a third of the queue's CPU time for small
+/// uploads in `cargo xtask bench`). Unsigned bodies are still guarded: by the CRC32 or MD5 of
+/// [`ChecksumMode`], and by TLS on `https` endpoints. Choose `Signed` for a plain-HTTP
+/// endpoint reached through a network you do not trust, or for a server that refuses
+/// `UNSIGNED-PAYLOAD`. `Signed` never streams a body, since the SDK can sign a stream only by
+/// `aws-chunked` encoding, which some servers refuse; an upload still holds at most
+/// `part_size × (part_concurrency + 1)` bytes.
 ///
 /// ```
 /// assert_eq!(attachments_s3::PayloadSigning::default(), attachments_s3::PayloadSigning::Unsigned);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PayloadSigning {
-    /// Sign the body (SigV4 over its SHA-256).
+    /// Sign every body (SigV4 over its SHA-256).
     Signed,
-    /// Send the body as `UNSIGNED-PAYLOAD`.
+    /// Send every body as `UNSIGNED-PAYLOAD`.
     #[default]
     Unsigned,
 }
@@ -107,7 +131,11 @@ pub struct S3Config {
     pub bucket: String,
     /// Prepended to every attachment's filename to form the object key (e.g. `attachments/`).
     pub key_prefix: String,
-    /// The region (default `us-east-1`, which S3-compatible servers accept).
+    /// The region the requests are signed for (default `us-east-1`). It must be the region
+    /// the server expects: AWS S3 the bucket's region, Cloudflare R2 `auto`, Garage its
+    /// `s3_region` setting (often `garage`); SeaweedFS, MinIO, Ceph, moto and s3s-fs accept
+    /// `us-east-1` unless configured otherwise. A server that expects another region answers
+    /// `AuthorizationHeaderMalformed` (or a bare 400 to a `HEAD`), reported as a `Config` error.
     pub region: String,
     /// A custom endpoint (MinIO, R2, SeaweedFS, ...); `None` for Amazon S3.
     pub endpoint_url: Option<String>,
@@ -140,10 +168,19 @@ impl S3Config {
         }
     }
 
-    /// Settings from environment variables `{prefix}_ENDPOINT`, `{prefix}_BUCKET`,
-    /// `{prefix}_ACCESS_KEY`, `{prefix}_SECRET_KEY` (path-style addressing, for self-hosted
-    /// servers), and optionally `{prefix}_CHECKSUMS=when_required`. `None` unless the four are
-    /// all set and not empty.
+    /// Settings from environment variables, for tests and tools pointed at a self-hosted
+    /// server (always path-style addressing). `None` unless the first four are all set and
+    /// not empty:
+    ///
+    /// | variable | meaning |
+    /// | --- | --- |
+    /// | `{prefix}_ENDPOINT` | the endpoint URL, e.g. `http://127.0.0.1:8333` |
+    /// | `{prefix}_BUCKET` | the bucket |
+    /// | `{prefix}_ACCESS_KEY` | the access key id |
+    /// | `{prefix}_SECRET_KEY` | the secret access key |
+    /// | `{prefix}_REGION` | optional, the region (default `us-east-1`) |
+    /// | `{prefix}_CHECKSUMS` | optional, `when_required` for [`ChecksumMode::WhenRequired`] |
+    /// | `{prefix}_PAYLOAD_SIGNING` | optional, `signed` for [`PayloadSigning::Signed`] |
     ///
     /// ```
     /// assert!(attachments_s3::S3Config::from_env("NO_SUCH_PREFIX").is_none());
@@ -158,13 +195,20 @@ impl S3Config {
             Some("when_required") => ChecksumMode::WhenRequired,
             _ => ChecksumMode::WhenSupported,
         };
-        Some(
-            S3Config::new(read("BUCKET")?)
-                .endpoint_url(read("ENDPOINT")?)
-                .force_path_style(true)
-                .checksum_mode(checksum_mode)
-                .credentials(S3Credentials::new(read("ACCESS_KEY")?, read("SECRET_KEY")?)),
-        )
+        let payload_signing = match read("PAYLOAD_SIGNING").as_deref() {
+            Some("signed") => PayloadSigning::Signed,
+            _ => PayloadSigning::Unsigned,
+        };
+        let mut config = S3Config::new(read("BUCKET")?)
+            .endpoint_url(read("ENDPOINT")?)
+            .force_path_style(true)
+            .checksum_mode(checksum_mode)
+            .payload_signing(payload_signing)
+            .credentials(S3Credentials::new(read("ACCESS_KEY")?, read("SECRET_KEY")?));
+        if let Some(region) = read("REGION") {
+            config = config.region(region);
+        }
+        Some(config)
     }
 
     /// Set the key prefix.

@@ -1,6 +1,7 @@
 //! `S3RemoteStorage`: attachments as objects in an S3 bucket.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use attachments_core::{
@@ -13,17 +14,20 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
 use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{StreamExt, TryStreamExt};
 use http_body::Frame;
 use http_body_util::StreamBody;
+use md5::{Digest, Md5};
 use sync_wrapper::SyncStream;
 use tracing::{debug, warn};
 
 use crate::config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, PayloadSigning, S3Config};
-use crate::error::classify;
+use crate::error::{BodyEncoding, classify, classify_upload};
 
 /// `request.customize()`, with payload signing turned off unless the storage signs payloads.
 /// The SDK offers the switch on each operation's own type, hence a macro.
@@ -218,6 +222,17 @@ impl S3RemoteStorage {
         Ok(format!("{}{}", self.key_prefix, attachment.filename))
     }
 
+    /// How this storage's upload bodies go out, for error hints.
+    fn encoding(&self) -> BodyEncoding {
+        BodyEncoding {
+            signing: self.payload_signing,
+            checksums: self.checksum_mode,
+        }
+    }
+
+    /// One `PutObject` of a body streamed as it is read: plain bytes with their length and
+    /// `UNSIGNED-PAYLOAD`, never `aws-chunked`. With checksums, the MD5 of what was sent is
+    /// compared with the `ETag` the server answers.
     async fn put_streamed(
         &self,
         key: &str,
@@ -225,42 +240,75 @@ impl S3RemoteStorage {
         size: u64,
         data: ByteStream,
     ) -> Result<()> {
-        // The SDK wants a `Sync` body; the stream is only ever polled through `&mut`, which
-        // `SyncStream` turns into `Sync` without locking.
-        // `fuse`: the SDK's checksum trailer polls the body again after its end.
-        let body = StreamBody::new(SyncStream::new(data.fuse().map_ok(Frame::data)));
         let length = i64::try_from(size)
             .map_err(|_| Error::invalid_input(format!("size {size} is too large")))?;
-        let body = SdkByteStream::from_body_1_x(body);
-        self.put_object(key, attachment, body, Some(length)).await
-    }
-
-    async fn put_buffered(&self, key: &str, attachment: &Attachment, bytes: Bytes) -> Result<()> {
-        self.put_object(key, attachment, SdkByteStream::from(bytes), None)
+        let digest = Arc::new(Mutex::new(Md5::new()));
+        let hashing = Arc::clone(&digest);
+        let data = data.map_ok(move |chunk| {
+            hashing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .update(&chunk);
+            Frame::data(chunk)
+        });
+        // The SDK wants a `Sync` body; the stream is only ever polled through `&mut`, which
+        // `SyncStream` turns into `Sync` without locking.
+        let body = SdkByteStream::from_body_1_x(StreamBody::new(SyncStream::new(data.fuse())));
+        // The SDK can attach a checksum to a stream only as an aws-chunked trailer, which
+        // some servers (Garage) refuse: this one request computes none.
+        let no_trailer = aws_sdk_s3::config::Builder::default()
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+        let output = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(length)
+            .set_content_type(attachment.media_type.clone())
+            .body(body)
+            .customize()
+            .config_override(no_trailer)
+            // a stream cannot be signed without aws-chunked: `Signed` never streams
+            .disable_payload_signing()
+            .send()
             .await
+            .map_err(|e| classify_upload(e, format!("uploading {key}"), self.encoding()))?;
+        if self.checksum_mode == ChecksumMode::WhenSupported && etag_is_md5(&output) {
+            let sent = hex(&digest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .finalize());
+            let stored = output.e_tag().unwrap_or_default().trim_matches('"');
+            if !stored.eq_ignore_ascii_case(&sent) {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "uploading {key}: the server stored other bytes than were sent (ETag {stored}, MD5 {sent}); \
+                         for a server whose ETags are not MD5s set S3Config::checksum_mode(ChecksumMode::WhenRequired)"
+                    ),
+                )
+                .with_retryable(true));
+            }
+        }
+        Ok(())
     }
 
-    /// One `PutObject`; `length` is needed for a streamed body (the SDK knows a buffer's).
-    async fn put_object(
-        &self,
-        key: &str,
-        attachment: &Attachment,
-        body: SdkByteStream,
-        length: Option<i64>,
-    ) -> Result<()> {
+    /// One `PutObject` from memory: its checksum (with checksums on) travels in a header,
+    /// and its SHA-256 is signed unless payloads are unsigned.
+    async fn put_buffered(&self, key: &str, attachment: &Attachment, bytes: Bytes) -> Result<()> {
         with_signing!(
             self,
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
-                .set_content_length(length)
                 .set_content_type(attachment.media_type.clone())
-                .body(body)
+                .body(SdkByteStream::from(bytes))
         )
         .send()
         .await
-        .map_err(|e| classify(e, format!("uploading {key}")))?;
+        .map_err(|e| classify_upload(e, format!("uploading {key}"), self.encoding()))?;
         Ok(())
     }
 
@@ -383,7 +431,13 @@ impl S3RemoteStorage {
         )
         .send()
         .await
-        .map_err(|e| classify(e, format!("uploading part {number} of {key}")))?;
+        .map_err(|e| {
+            classify_upload(
+                e,
+                format!("uploading part {number} of {key}"),
+                self.encoding(),
+            )
+        })?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag().map(str::to_owned))
@@ -393,9 +447,25 @@ impl S3RemoteStorage {
 }
 
 /// Files up to this size are read into memory and sent in one `PutObject` whose checksum
-/// travels in a header: a streamed body carries it in an `aws-chunked` trailer, which costs
-/// client and server more per request (`cargo xtask bench`: small uploads about 15 % faster).
+/// travels in a header (`cargo xtask bench`: small uploads about 15 % faster than streamed).
+/// Exactly this size is still sent from memory; one byte more is streamed.
 const BUFFERED_PUT_LIMIT: u64 = 1024 * 1024;
+
+/// Whether a `PutObject`'s `ETag` is the MD5 of the body: S3 and the compatible servers make
+/// it so for a plain upload, except under SSE-KMS and SSE-C encryption.
+fn etag_is_md5(output: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> bool {
+    let encrypted_with_own_key = output.sse_customer_algorithm().is_some()
+        || matches!(
+            output.server_side_encryption(),
+            Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+        );
+    let etag = output.e_tag().unwrap_or_default().trim_matches('"');
+    !encrypted_with_own_key && etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
 
 /// Read a stream expected to hold `size` bytes (more or fewer are sent as they are: the queue
 /// compares the bytes it read with the size it saved).
@@ -416,7 +486,12 @@ impl RemoteStorage for S3RemoteStorage {
                 let bytes = read_all(data, size).await?;
                 self.put_buffered(&key, attachment, bytes).await
             }
-            Some(size) if size < self.multipart.threshold => {
+            // `Signed` never streams (see `PayloadSigning`): it takes the path below, which
+            // sends a body of up to one part from memory and a larger one in parts
+            Some(size)
+                if size < self.multipart.threshold
+                    && self.payload_signing == PayloadSigning::Unsigned =>
+            {
                 self.put_streamed(&key, attachment, size, data).await
             }
             _ => {

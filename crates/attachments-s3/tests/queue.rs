@@ -16,6 +16,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 type Queue = AttachmentQueue<SqliteStore>;
 
+/// A size uploaded by one streamed `PutObject`: above 1 MiB, below the 5 MiB threshold.
+const STREAMED: u64 = 3 * 1024 * 1024 + 1;
+
 async fn device(dir: &Path, remote: S3RemoteStorage) -> Queue {
     std::fs::create_dir_all(dir).unwrap();
     let options = SqliteConnectOptions::new()
@@ -40,24 +43,35 @@ async fn scenarios(config: S3Config, dir: &Path) {
     let phone = device(&dir.join("phone"), storage_for(config.clone()).await).await;
     let tablet = device(&dir.join("tablet"), storage_for(config.clone()).await).await;
 
-    // upload: one small file (PutObject) and one in parts
+    // upload a size on every path: from memory (up to 1 MiB), streamed (above 1 MiB, below
+    // the threshold, 5 MiB here) and in parts
     let small = phone
         .save_file(SaveFile::new(patterned_stream(1, 1000)).file_extension("jpg"))
+        .await
+        .unwrap();
+    let medium = phone
+        .save_file(SaveFile::new(patterned_stream(4, STREAMED)).file_extension("pdf"))
         .await
         .unwrap();
     let big = phone
         .save_file(SaveFile::new(patterned_stream(2, 11 << 20)).file_extension("mp4"))
         .await
         .unwrap();
-    assert_eq!(phone.sync_now().await.unwrap().uploaded, 2);
+    assert_eq!(phone.sync_now().await.unwrap().uploaded, 3);
 
     // download on a second device
     let referenced = vec![
         WatchedAttachmentItem::new(small.id.clone()).with_file_extension("jpg"),
+        WatchedAttachmentItem::new(medium.id.clone()).with_file_extension("pdf"),
         WatchedAttachmentItem::new(big.id.clone()).with_file_extension("mp4"),
     ];
     tablet.set_referenced(referenced).await.unwrap();
-    assert_eq!(tablet.sync_now().await.unwrap().downloaded, 2);
+    assert_eq!(tablet.sync_now().await.unwrap().downloaded, 3);
+    let local = std::fs::read(dir.join("tablet/files").join(&medium.filename)).unwrap();
+    assert!(
+        local == patterned_bytes(4, STREAMED),
+        "the tablet has the phone's streamed file"
+    );
     let local = std::fs::read(dir.join("tablet/files").join(&big.filename)).unwrap();
     assert!(
         local == patterned_bytes(2, 11 << 20),
