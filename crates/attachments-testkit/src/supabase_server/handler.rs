@@ -241,7 +241,13 @@ impl Handler {
         if state.buckets.contains(bucket) {
             Ok(())
         } else {
-            Err(rest_error("404", "Bucket not found", "NoSuchBucket", "Bucket not found").into())
+            Err(rest_error(
+                "404",
+                "Bucket not found",
+                "NoSuchBucket",
+                "Bucket not found",
+            )
+            .into())
         }
     }
 
@@ -424,9 +430,7 @@ impl Handler {
         let headers = request.headers();
         let offset = header(headers, "upload-offset")
             .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| {
-                tus_text(StatusCode::FORBIDDEN, "Upload-Offset header required\n")
-            })?;
+            .ok_or_else(|| tus_text(StatusCode::FORBIDDEN, "Upload-Offset header required\n"))?;
         if header(headers, "content-type").is_none() {
             return Err(tus_text(StatusCode::FORBIDDEN, "Content-Type header required\n").into());
         }
@@ -651,7 +655,9 @@ fn json_text(status: StatusCode, body: String) -> Reply {
     *reply.status_mut() = status;
     reply.headers_mut().insert(
         "content-type",
-        "application/json; charset=utf-8".parse().expect("a valid header"),
+        "application/json; charset=utf-8"
+            .parse()
+            .expect("a valid header"),
     );
     reply
 }
@@ -689,11 +695,21 @@ fn not_found() -> Stop {
 
 /// `InvalidKey` sets no `error` of its own, so the handler repeats the code there.
 fn invalid_key(key: &str) -> Stop {
-    rest_error("400", "InvalidKey", "InvalidKey", &format!("Invalid key: {key}")).into()
+    rest_error(
+        "400",
+        "InvalidKey",
+        "InvalidKey",
+        &format!("Invalid key: {key}"),
+    )
+    .into()
 }
 
 fn file_not_found() -> Stop {
-    tus_text(StatusCode::NOT_FOUND, "The file for this url was not found\n").into()
+    tus_text(
+        StatusCode::NOT_FOUND,
+        "The file for this url was not found\n",
+    )
+    .into()
 }
 
 fn too_large() -> Reply {
