@@ -70,7 +70,7 @@ pub(crate) fn refusal(http_status: u16, body: &str, context: &str, route: Route)
             if matches!(http_status, 401 | 403) && is_token_time_refusal("", &message) {
                 return Refusal::TokenExpired;
             }
-            let kind = status_kind(http_status, route);
+            let kind = status_kind(http_status, &message, route);
             Refusal::Failed(failed(
                 kind,
                 context,
@@ -109,16 +109,24 @@ fn storage_error_kind(http_status: u16, status: &str, code: &str, error: &str) -
     }
 }
 
+/// The TUS server's answer to a `PATCH` at an offset other than the upload's.
+const OFFSET_CONFLICT: &str = "Upload-Offset conflict";
+
 /// An answer without the JSON body: a TUS handler error, or a proxy's page.
-fn status_kind(http_status: u16, route: Route) -> ErrorKind {
+fn status_kind(http_status: u16, body: &str, route: Route) -> ErrorKind {
     match (http_status, route) {
         (401 | 403, _) => ErrorKind::PermissionDenied,
         // an upload URL the server forgot: starting over can succeed
         (404 | 410, Route::TusPatch | Route::TusHead) => ErrorKind::Unavailable,
         (404, _) => ErrorKind::Config,
-        // 409: the offset moved under us; 423: another request holds the upload's lock
-        (409, Route::TusPatch | Route::TusHead) => ErrorKind::Unavailable,
+        // the offset moved under us: ask where the upload stands and go on from there. Any
+        // other 409 (`The resource already exists`: the object exists and the request was
+        // not an upsert) will not change by trying again
+        (409, Route::TusPatch | Route::TusHead) if body.starts_with(OFFSET_CONFLICT) => {
+            ErrorKind::Unavailable
+        }
         (409, _) => ErrorKind::AlreadyExists,
+        // 423: another request holds the upload's lock
         (408 | 423 | 429 | 500..=599, _) => ErrorKind::Unavailable,
         (400 | 413 | 415, _) => ErrorKind::InvalidInput,
         _ => ErrorKind::Other,
@@ -260,7 +268,7 @@ mod tests {
             ),
             (
                 400,
-                body("400", "Invalid key", "InvalidKey", "Invalid key: a//b"),
+                body("400", "InvalidKey", "InvalidKey", "Invalid key: a#b"),
                 ErrorKind::InvalidInput,
                 false,
             ),
@@ -375,28 +383,12 @@ mod tests {
         let cases = [
             (403, RLS, TusCreate, ErrorKind::PermissionDenied, false),
             (404, "Bucket not found", TusCreate, ErrorKind::Config, false),
-            (
-                404,
-                "Upload not found",
-                TusPatch,
-                ErrorKind::Unavailable,
-                true,
-            ),
+            (404, FILE_NOT_FOUND, TusPatch, ErrorKind::Unavailable, true),
             (404, "", TusHead, ErrorKind::Unavailable, true),
-            (
-                409,
-                "Upload-Offset does not match",
-                TusPatch,
-                ErrorKind::Unavailable,
-                true,
-            ),
-            (
-                409,
-                "The resource already exists",
-                TusCreate,
-                ErrorKind::AlreadyExists,
-                false,
-            ),
+            (409, OFFSET_MOVED, TusPatch, ErrorKind::Unavailable, true),
+            // a PATCH without x-upsert over an existing object: trying again changes nothing
+            (409, EXISTS, TusPatch, ErrorKind::AlreadyExists, false),
+            (409, EXISTS, TusCreate, ErrorKind::AlreadyExists, false),
             (423, "locked", TusPatch, ErrorKind::Unavailable, true),
             (
                 400,
@@ -407,7 +399,7 @@ mod tests {
             ),
             (
                 413,
-                "Maximum size exceeded",
+                "Maximum size exceeded\n",
                 TusCreate,
                 ErrorKind::InvalidInput,
                 false,
@@ -430,4 +422,8 @@ mod tests {
     }
 
     const RLS: &str = "new row violates row-level security policy";
+    // the TUS server's own messages end in a newline; the storage's errors it relays do not
+    const FILE_NOT_FOUND: &str = "The file for this url was not found\n";
+    const OFFSET_MOVED: &str = "Upload-Offset conflict\n";
+    const EXISTS: &str = "The resource already exists";
 }

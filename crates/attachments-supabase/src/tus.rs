@@ -129,6 +129,10 @@ impl SupabaseRemoteStorage {
                     .header("tus-resumable", "1.0.0")
                     .header("upload-offset", offset)
                     .header("content-type", "application/offset+octet-stream")
+                    // the server checks the right to write on every request of an upload,
+                    // with that request's `x-upsert`: without it, a PATCH over an existing
+                    // object is refused
+                    .header("x-upsert", "true")
                     .header("content-length", piece.len())
                     .body(piece.clone())
             })
@@ -142,6 +146,7 @@ impl SupabaseRemoteStorage {
             .send(&context, Route::TusHead, |token| {
                 self.request(Method::HEAD, location.clone(), token)
                     .header("tus-resumable", "1.0.0")
+                    .header("x-upsert", "true")
             })
             .await?;
         upload_offset(&response, &context)

@@ -1,5 +1,6 @@
 //! The queue with Supabase Storage as the remote: upload (through TUS), download on a second
-//! device, delete.
+//! device, delete; as an app runs it (a signed-in user's token, under row-level security) and
+//! as a backend does (the service role).
 
 use std::path::Path;
 
@@ -30,15 +31,26 @@ async fn device(dir: &Path, remote: SupabaseRemoteStorage) -> AttachmentQueue<Sq
 }
 
 #[tokio::test]
-async fn queue_scenarios_on_supabase() {
+async fn queue_scenarios_with_a_users_token() {
     let server = SupabaseStorageServer::start(SupabaseServerOptions::default()).await;
+    // the same user signed in on both devices
+    let token = server.user_token("user-1");
+    queue_scenarios(&server, token).await;
+}
+
+#[tokio::test]
+async fn queue_scenarios_with_the_service_role() {
+    let server = SupabaseStorageServer::start(SupabaseServerOptions::default()).await;
+    let token = server.token("service_role");
+    queue_scenarios(&server, token).await;
+}
+
+async fn queue_scenarios(server: &SupabaseStorageServer, token: String) {
     let remote = SupabaseRemoteStorage::new(
         SupabaseConfig::new(server.base_url(), "attachments", "anon-key")
             .key_prefix("user-1/")
             .resumable(1 << 20, 1 << 20)
-            .access_token_provider(StaticAccessToken(Secret::new(
-                server.token("authenticated"),
-            ))),
+            .access_token_provider(StaticAccessToken(Secret::new(token))),
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -81,4 +93,8 @@ async fn queue_scenarios_on_supabase() {
     phone.delete_file(&video.id).await.unwrap();
     assert_eq!(phone.sync_now().await.unwrap().deleted, 1);
     assert!(server.object("attachments", &key).is_none());
+    assert!(
+        server.stats().tus_without_upsert.is_empty(),
+        "every TUS request said x-upsert"
+    );
 }

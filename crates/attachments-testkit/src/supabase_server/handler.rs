@@ -95,25 +95,28 @@ impl Handler {
         let Some(rest) = path.strip_prefix("/storage/v1/") else {
             return Ok(text(StatusCode::NOT_FOUND, "Route not found"));
         };
-        let rest = percent_decode(rest).ok_or_else(|| {
-            object_error(
-                "400",
-                "Invalid key",
-                "InvalidKey",
-                "invalid percent-encoding",
-            )
-        })?;
-        let caller = self.authorize(&request)?;
+        let rest = percent_decode(rest).ok_or_else(|| invalid_key(""))?;
         let method = request.method().clone();
         if let Some(id) = rest.strip_prefix("upload/resumable") {
             let id = id.trim_start_matches('/').to_owned();
+            if header(request.headers(), "x-upsert").as_deref() != Some("true") {
+                *self
+                    .lock()
+                    .stats
+                    .tus_without_upsert
+                    .entry(method.to_string())
+                    .or_default() += 1;
+            }
+            let caller = self.authorize(&request, Dialect::Tus)?;
+            tus_protocol_check(&request)?;
             return match (method, id.is_empty()) {
                 (Method::POST, true) => self.tus_create(&request, &caller),
-                (Method::PATCH, false) => self.tus_patch(&id, request).await,
+                (Method::PATCH, false) => self.tus_patch(&id, request, &caller).await,
                 (Method::HEAD, false) => self.tus_head(&id),
                 _ => Ok(text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")),
             };
         }
+        let caller = self.authorize(&request, Dialect::Rest)?;
         if method == Method::POST && rest == "bucket" {
             return self.create_bucket(request, &caller).await;
         }
@@ -137,8 +140,13 @@ impl Handler {
     /// The JWT check the real server runs before every route's handler, TUS included, so its
     /// refusals always come through the JSON error handler (HTTP 400, the status in the body;
     /// a `HEAD` answer carries no body at all).
-    fn authorize(&self, request: &Request<Incoming>) -> Result<Caller, Stop> {
-        let refuse = |status: &str, code: &str, message: &str, expired: bool| -> Stop {
+    ///
+    /// A missing `Authorization` header differs by route: the `/object` and `/bucket` routes
+    /// declare it required in their schema, so Fastify's validation refuses the request before
+    /// the JWT check; the TUS routes declare no headers, so the check runs on an empty token,
+    /// which `jose` calls `Invalid Compact JWS`.
+    fn authorize(&self, request: &Request<Incoming>, dialect: Dialect) -> Result<Caller, Stop> {
+        let refuse = |reply: Reply, expired: bool| -> Stop {
             let mut state = self.lock();
             state.stats.auth_refusals += 1;
             if expired {
@@ -148,21 +156,30 @@ impl Handler {
                     .entry(request.method().to_string())
                     .or_default() += 1;
             }
-            object_error(status, "Unauthorized", code, message).into()
+            reply.into()
         };
-        let Some(header) = header(request.headers(), "authorization") else {
-            return Err(refuse(
-                "400",
-                "InvalidRequest",
-                "headers must have required property 'authorization'",
-                false,
-            ));
+        let access_denied =
+            |message: &str| json_error(dialect, "403", "Unauthorized", "AccessDenied", message);
+        let header = match header(request.headers(), "authorization") {
+            Some(header) => header,
+            None if dialect == Dialect::Rest => {
+                return Err(refuse(
+                    json_error(
+                        dialect,
+                        "400",
+                        "Error",
+                        "InvalidRequest",
+                        "headers must have required property 'authorization'",
+                    ),
+                    false,
+                ));
+            }
+            None => String::new(),
         };
-        let token = header.strip_prefix("Bearer ").unwrap_or(&header);
-        match jwt::verify(&self.options.jwt_secret, token) {
+        match jwt::verify(&self.options.jwt_secret, strip_bearer(&header)) {
             jwt::Verdict::Valid(caller) => Ok(caller),
-            jwt::Verdict::Expired => Err(refuse("403", "AccessDenied", jwt::EXPIRED_MESSAGE, true)),
-            jwt::Verdict::Invalid(why) => Err(refuse("403", "AccessDenied", &why, false)),
+            jwt::Verdict::Expired => Err(refuse(access_denied(jwt::EXPIRED_MESSAGE), true)),
+            jwt::Verdict::Invalid(why) => Err(refuse(access_denied(&why), false)),
         }
     }
 
@@ -196,17 +213,20 @@ impl Handler {
         request: Request<Incoming>,
         caller: &Caller,
     ) -> Result<Reply, Stop> {
-        let body = read_body(request.into_body(), None).await?;
+        let (body, cut) = read_body(request.into_body(), None).await?;
+        if cut {
+            return Err(Stop::Cut);
+        }
         let name = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-            .ok_or_else(|| object_error("400", "Error", "InvalidRequest", "body must have name"))?;
+            .ok_or_else(|| rest_error("400", "Error", "InvalidRequest", "body must have name"))?;
         if caller.role != "service_role" {
-            return Err(object_error("403", "Unauthorized", "AccessDenied", RLS_VIOLATION).into());
+            return Err(rest_error("403", "Unauthorized", "AccessDenied", RLS_VIOLATION).into());
         }
         let mut state = self.lock();
         if !state.buckets.insert(name.clone()) {
-            return Err(object_error(
+            return Err(rest_error(
                 "409",
                 "Duplicate",
                 "BucketAlreadyExists",
@@ -221,7 +241,7 @@ impl Handler {
         if state.buckets.contains(bucket) {
             Ok(())
         } else {
-            Err(object_error(
+            Err(rest_error(
                 "404",
                 "Bucket not found",
                 "NoSuchBucket",
@@ -248,13 +268,16 @@ impl Handler {
         {
             return Err(too_large().into());
         }
-        let body = read_body(request.into_body(), None).await?;
+        let (body, cut) = read_body(request.into_body(), None).await?;
+        if cut {
+            return Err(Stop::Cut);
+        }
         let mut state = self.lock();
         state.stats.object_posts += 1;
         let id = (bucket.to_owned(), key.to_owned());
         if let Some(existing) = state.objects.get(&id) {
             if !upsert {
-                return Err(object_error(
+                return Err(rest_error(
                     "409",
                     "Duplicate",
                     "KeyAlreadyExists",
@@ -264,7 +287,7 @@ impl Handler {
             }
             if !may_touch(caller, existing) {
                 return Err(
-                    object_error("403", "Unauthorized", "AccessDenied", RLS_VIOLATION).into(),
+                    rest_error("403", "Unauthorized", "AccessDenied", RLS_VIOLATION).into(),
                 );
             }
         }
@@ -302,15 +325,13 @@ impl Handler {
 
     fn delete_object(&self, bucket: &str, key: &str, caller: &Caller) -> Result<Reply, Stop> {
         let mut state = self.lock();
-        Self::check_bucket(&state, bucket)?;
         let id = (bucket.to_owned(), key.to_owned());
-        // the real server finds the object as superuser first (missing: NoSuchKey), then
-        // deletes as the caller (nothing deleted under the policy: AccessDenied)
+        // the real server looks the object up as superuser first, without looking for the
+        // bucket (missing either way: NoSuchKey), then deletes as the caller (nothing deleted
+        // under the policy: AccessDenied)
         let object = state.objects.get(&id).ok_or_else(not_found)?;
         if !may_touch(caller, object) {
-            return Err(
-                object_error("403", "Unauthorized", "AccessDenied", "Access denied").into(),
-            );
+            return Err(rest_error("403", "Unauthorized", "AccessDenied", "Access denied").into());
         }
         state.objects.remove(&id);
         Ok(json(
@@ -319,166 +340,204 @@ impl Handler {
         ))
     }
 
+    /// What the real server checks before an upload's bytes are written (`canUpload`, on TUS
+    /// `POST` and on every `PATCH`), with the `x-upsert` of this very request: an existing
+    /// object needs an upsert, and the caller's right to overwrite it.
+    fn can_upload(
+        state: &State,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upsert: bool,
+    ) -> Result<(), Stop> {
+        if let Some(existing) = state.objects.get(&(bucket.to_owned(), key.to_owned())) {
+            if !upsert {
+                return Err(tus_text(StatusCode::CONFLICT, "The resource already exists").into());
+            }
+            if !may_touch(caller, existing) {
+                return Err(tus_text(StatusCode::FORBIDDEN, RLS_VIOLATION).into());
+            }
+        }
+        Ok(())
+    }
+
     fn tus_create(&self, request: &Request<Incoming>, caller: &Caller) -> Result<Reply, Stop> {
         let headers = request.headers();
-        if header(headers, "tus-resumable").as_deref() != Some("1.0.0") {
-            return Err(text(StatusCode::PRECONDITION_FAILED, "Unsupported TUS version").into());
-        }
         let length = header(headers, "upload-length")
             .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| text(StatusCode::BAD_REQUEST, "Upload-Length required"))?;
-        if length > self.options.max_object_size {
-            return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "Maximum size exceeded").into());
-        }
-        let metadata =
-            parse_tus_metadata(header(headers, "upload-metadata").as_deref().unwrap_or(""));
-        let (Some(bucket), Some(path)) = (metadata.get("bucketName"), metadata.get("objectName"))
-        else {
-            return Err(text(
-                StatusCode::BAD_REQUEST,
-                "Upload-Metadata needs bucketName and objectName",
-            )
-            .into());
+            .ok_or_else(|| {
+                tus_text(
+                    StatusCode::BAD_REQUEST,
+                    "Upload-Length or Upload-Defer-Length header required\n",
+                )
+            })?;
+        let Some(metadata) = header(headers, "upload-metadata") else {
+            return Err(tus_text(StatusCode::BAD_REQUEST, "Metadata header is required").into());
         };
-        if !is_valid_key(path) {
-            return Err(text(StatusCode::BAD_REQUEST, &format!("Invalid key: {path}")).into());
+        let metadata = parse_tus_metadata(&metadata);
+        let text_of = |name: &str| metadata.get(name).cloned().unwrap_or_default();
+        let (bucket, path) = (text_of("bucketName"), text_of("objectName"));
+        // the upload id is named first, which validates both names
+        if !is_valid_key(&bucket) || bucket.contains('/') {
+            return Err(tus_text(StatusCode::BAD_REQUEST, "Bucket name invalid").into());
+        }
+        if !is_valid_key(&path) {
+            return Err(tus_text(StatusCode::BAD_REQUEST, &format!("Invalid key: {path}")).into());
         }
         let upsert = header(headers, "x-upsert").as_deref() == Some("true");
         let mut state = self.lock();
-        if !state.buckets.contains(bucket) {
-            return Err(text(StatusCode::NOT_FOUND, "Bucket not found").into());
+        // then the size limit, read from the bucket
+        if !state.buckets.contains(&bucket) {
+            return Err(tus_text(StatusCode::NOT_FOUND, "Bucket not found").into());
         }
-        if let Some(existing) = state.objects.get(&(bucket.clone(), path.clone())) {
-            if !upsert {
-                return Err(text(StatusCode::CONFLICT, "The resource already exists").into());
-            }
-            // the TUS handler's own errors keep their status and have text bodies
-            if !may_touch(caller, existing) {
-                return Err(text(StatusCode::FORBIDDEN, RLS_VIOLATION).into());
-            }
+        if length > self.options.max_object_size {
+            return Err(tus_text(StatusCode::PAYLOAD_TOO_LARGE, "Maximum size exceeded\n").into());
         }
+        Self::can_upload(&state, caller, &bucket, &path, upsert)?;
         state.stats.tus_creates += 1;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        state.uploads.insert(
-            id.clone(),
-            TusUpload {
-                bucket: bucket.clone(),
-                path: path.clone(),
-                length,
-                content_type: metadata.get("contentType").cloned(),
-                owner: caller.sub.clone(),
-                data: BytesMut::new(),
-            },
-        );
+        if !std::mem::take(&mut state.forget_next_upload) {
+            state.uploads.insert(
+                id.clone(),
+                TusUpload {
+                    bucket,
+                    path,
+                    length,
+                    content_type: metadata.get("contentType").cloned(),
+                    data: BytesMut::new(),
+                    finished: false,
+                },
+            );
+        }
         let origin = state
             .tus_location_origin
             .clone()
             .unwrap_or_else(|| self.origin.clone());
-        let mut reply = text(StatusCode::CREATED, "");
+        let mut reply = tus_text(StatusCode::CREATED, "");
         let location = format!("{origin}/storage/v1/upload/resumable/{id}");
         reply
             .headers_mut()
             .insert("location", location.parse().expect("a valid header"));
-        reply
-            .headers_mut()
-            .insert("tus-resumable", "1.0.0".parse().expect("a valid header"));
         Ok(reply)
     }
 
-    async fn tus_patch(&self, id: &str, request: Request<Incoming>) -> Result<Reply, Stop> {
+    async fn tus_patch(
+        &self,
+        id: &str,
+        request: Request<Incoming>,
+        caller: &Caller,
+    ) -> Result<Reply, Stop> {
         let headers = request.headers();
-        if header(headers, "content-type").as_deref() != Some("application/offset+octet-stream") {
-            return Err(text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/offset+octet-stream",
-            )
-            .into());
-        }
         let offset = header(headers, "upload-offset")
             .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| text(StatusCode::BAD_REQUEST, "Upload-Offset required"))?;
-        let (current, length, cut_after) = {
+            .ok_or_else(|| tus_text(StatusCode::FORBIDDEN, "Upload-Offset header required\n"))?;
+        if header(headers, "content-type").is_none() {
+            return Err(tus_text(StatusCode::FORBIDDEN, "Content-Type header required\n").into());
+        }
+        let upsert = header(headers, "x-upsert").as_deref() == Some("true");
+        let (length, cut_after) = {
             let mut state = self.lock();
             state.stats.tus_patches += 1;
-            let upload = state
-                .uploads
-                .get(id)
-                .ok_or_else(|| text(StatusCode::NOT_FOUND, "Upload not found"))?;
-            let position = (upload.data.len() as u64, upload.length);
-            (
-                position.0,
-                position.1,
-                state.interrupt_next_patch_after.take(),
-            )
+            let upload = state.uploads.get(id).ok_or_else(file_not_found)?;
+            let (bucket, path) = (upload.bucket.clone(), upload.path.clone());
+            let (current, length) = (upload.offset(), upload.length);
+            Self::can_upload(&state, caller, &bucket, &path, upsert)?;
+            if offset != current {
+                return Err(tus_text(StatusCode::CONFLICT, "Upload-Offset conflict\n").into());
+            }
+            (length, state.interrupt_next_patch_after.take())
         };
-        if offset != current {
-            return Err(text(StatusCode::CONFLICT, "Upload-Offset does not match").into());
-        }
-        let (received, cut) = match read_body(request.into_body(), cut_after).await {
-            Ok(bytes) => (bytes, false),
-            Err(Stop::Cut) => (Bytes::new(), true),
-            Err(stop) => return Err(stop),
-        };
+        // a cut connection keeps what arrived, as the real server's store does
+        let (received, cut) = read_body(request.into_body(), cut_after).await?;
         let mut state = self.lock();
-        let upload = state
-            .uploads
-            .get_mut(id)
-            .ok_or_else(|| text(StatusCode::NOT_FOUND, "Upload not found"))?;
+        let upload = state.uploads.get_mut(id).ok_or_else(file_not_found)?;
+        if upload.offset() + received.len() as u64 > length {
+            return Err(tus_text(StatusCode::PAYLOAD_TOO_LARGE, "upload's size exceeded\n").into());
+        }
+        upload.data.extend_from_slice(&received);
+        let new_offset = upload.offset();
+        if new_offset == length && !upload.finished {
+            // the upload record stays (a HEAD still answers), its bytes become the object,
+            // owned by whoever sent the last bytes
+            upload.finished = true;
+            let object = StoredObject {
+                bytes: std::mem::take(&mut upload.data).freeze(),
+                content_type: upload.content_type.clone(),
+                owner: caller.sub.clone(),
+            };
+            let key = (upload.bucket.clone(), upload.path.clone());
+            state.objects.insert(key, object);
+        }
         if cut {
             return Err(Stop::Cut);
         }
-        if upload.data.len() as u64 + received.len() as u64 > length {
-            return Err(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Upload exceeds Upload-Length",
-            )
-            .into());
-        }
-        upload.data.extend_from_slice(&received);
-        let new_offset = upload.data.len() as u64;
-        if new_offset == length {
-            let done = state.uploads.remove(id).expect("present");
-            state.objects.insert(
-                (done.bucket, done.path),
-                StoredObject {
-                    bytes: done.data.freeze(),
-                    content_type: done.content_type,
-                    owner: done.owner,
-                },
-            );
-        }
-        let mut reply = Response::new(full(Bytes::new()));
-        *reply.status_mut() = StatusCode::NO_CONTENT;
+        let mut reply = tus_text(StatusCode::NO_CONTENT, "");
         reply.headers_mut().insert(
             "upload-offset",
             new_offset.to_string().parse().expect("a number"),
         );
-        reply
-            .headers_mut()
-            .insert("tus-resumable", "1.0.0".parse().expect("a valid header"));
         Ok(reply)
     }
 
     fn tus_head(&self, id: &str) -> Result<Reply, Stop> {
         let mut state = self.lock();
         state.stats.tus_heads += 1;
-        let upload = state
-            .uploads
-            .get(id)
-            .ok_or_else(|| text(StatusCode::NOT_FOUND, "Upload not found"))?;
-        let mut reply = Response::new(full(Bytes::new()));
+        let upload = state.uploads.get(id).ok_or_else(file_not_found)?;
+        let mut reply = tus_text(StatusCode::OK, "");
         let headers = reply.headers_mut();
         headers.insert(
             "upload-offset",
-            upload.data.len().to_string().parse().expect("a number"),
+            upload.offset().to_string().parse().expect("a number"),
         );
         headers.insert(
             "upload-length",
             upload.length.to_string().parse().expect("a number"),
         );
         headers.insert("cache-control", "no-store".parse().expect("a valid header"));
-        headers.insert("tus-resumable", "1.0.0".parse().expect("a valid header"));
         Ok(reply)
+    }
+}
+
+/// Which of the real server's two JSON error layouts a route answers with. Routes that declare
+/// the shared error response schema (`/object`, `/bucket`) are serialized in the schema's
+/// order; the TUS routes declare none, so their errors keep the order the error renders in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dialect {
+    Rest,
+    Tus,
+}
+
+/// The TUS server's own checks of every request, before its handlers run.
+fn tus_protocol_check(request: &Request<Incoming>) -> Result<(), Stop> {
+    let headers = request.headers();
+    if header(headers, "tus-resumable").is_none() {
+        return Err(tus_text(StatusCode::PRECONDITION_FAILED, "Tus-Resumable Required\n").into());
+    }
+    if request.method() == Method::PATCH
+        && let Some(content_type) = header(headers, "content-type")
+        && content_type != "application/offset+octet-stream"
+    {
+        return Err(tus_text(StatusCode::BAD_REQUEST, "Invalid content-type\n").into());
+    }
+    if let Some(offset) = header(headers, "upload-offset")
+        && offset.parse::<u64>().is_err()
+    {
+        return Err(tus_text(StatusCode::BAD_REQUEST, "Invalid upload-offset\n").into());
+    }
+    Ok(())
+}
+
+/// `Authorization` without its `Bearer` scheme (any case, any spaces), as the real server
+/// reads it; a header without the scheme is taken whole.
+fn strip_bearer(header: &str) -> &str {
+    match header.get(..6) {
+        Some(scheme)
+            if scheme.eq_ignore_ascii_case("bearer")
+                && header[6..].starts_with(char::is_whitespace) =>
+        {
+            header[6..].trim_start()
+        }
+        _ => header,
     }
 }
 
@@ -488,44 +547,33 @@ fn may_touch(caller: &Caller, object: &StoredObject) -> bool {
     caller.role == "service_role" || caller.sub == object.owner
 }
 
-/// Read a request body; with `cut_after`, keep that many bytes and then report a cut
-/// connection (the bytes kept are written by the caller before it cuts).
-async fn read_body(mut body: Incoming, cut_after: Option<u64>) -> Result<Bytes, Stop> {
+/// Read a request body; with `cut_after`, stop once that many bytes arrived and say the
+/// connection is to be cut (`true`), returning what arrived.
+async fn read_body(mut body: Incoming, cut_after: Option<u64>) -> Result<(Bytes, bool), Stop> {
     let mut data = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Stop::Cut)?;
+        let Ok(frame) = frame else {
+            // the client went away: what arrived is kept, nothing is answered
+            return Ok((data.freeze(), true));
+        };
         if let Ok(chunk) = frame.into_data() {
             data.extend_from_slice(&chunk);
             if cut_after.is_some_and(|limit| data.len() as u64 >= limit) {
-                return Err(Stop::Cut);
+                return Ok((data.freeze(), true));
             }
         }
     }
-    Ok(data.freeze())
+    Ok((data.freeze(), false))
 }
 
+/// `{bucket}/{key}` of an object route; the key must be in the real server's alphabet.
 fn split_target(target: &str) -> Result<(String, String), Stop> {
-    let invalid = |key: &str| -> Stop {
-        object_error(
-            "400",
-            "Invalid key",
-            "InvalidKey",
-            &format!("Invalid key: {key}"),
-        )
-        .into()
-    };
     match target.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
-            if !is_valid_key(key)
-                || key
-                    .split('/')
-                    .any(|part| part == ".." || part == "." || part.is_empty())
-            {
-                return Err(invalid(key));
-            }
+        Some((bucket, key)) if !bucket.is_empty() && is_valid_key(key) => {
             Ok((bucket.to_owned(), key.to_owned()))
         }
-        _ => Err(invalid("")),
+        Some((_, key)) => Err(invalid_key(key)),
+        None => Err(invalid_key("")),
     }
 }
 
@@ -581,36 +629,91 @@ fn text(status: StatusCode, body: &str) -> Reply {
     reply
 }
 
+/// An answer of the TUS handler: the real status, a text body (the TUS server's own errors
+/// end in a newline, the storage's errors it relays do not), `Tus-Resumable` always.
+fn tus_text(status: StatusCode, body: &str) -> Reply {
+    let mut reply = Response::new(full(Bytes::from(body.to_owned())));
+    *reply.status_mut() = status;
+    let headers = reply.headers_mut();
+    if status != StatusCode::NO_CONTENT {
+        // what a fetch `Response` built from a string carries
+        headers.insert(
+            "content-type",
+            "text/plain;charset=UTF-8".parse().expect("a valid header"),
+        );
+    }
+    headers.insert("tus-resumable", "1.0.0".parse().expect("a valid header"));
+    reply
+}
+
 fn json(status: StatusCode, body: serde_json::Value) -> Reply {
-    let mut reply = Response::new(full(Bytes::from(body.to_string())));
+    json_text(status, body.to_string())
+}
+
+fn json_text(status: StatusCode, body: String) -> Reply {
+    let mut reply = Response::new(full(Bytes::from(body)));
     *reply.status_mut() = status;
     reply.headers_mut().insert(
         "content-type",
-        "application/json".parse().expect("a valid header"),
+        "application/json; charset=utf-8"
+            .parse()
+            .expect("a valid header"),
     );
     reply
 }
 
-/// A JSON error: HTTP 400, except 500 for real 500s and 429 for throttling, with the real
-/// status in the body (`src/http/error-handler.ts`).
-fn object_error(status: &str, error: &str, code: &str, message: &str) -> Reply {
+/// A JSON error of the real server's error handler (`src/http/error-handler.ts`): HTTP 400,
+/// except 500 for real 500s and 429 for throttling, with the real status in the body, the
+/// keys in the order the route's `dialect` writes them.
+fn json_error(dialect: Dialect, status: &str, error: &str, code: &str, message: &str) -> Reply {
     let http = match status {
         "500" => StatusCode::INTERNAL_SERVER_ERROR,
         "429" => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     };
-    json(
-        http,
-        serde_json::json!({ "statusCode": status, "error": error, "message": message, "code": code }),
-    )
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let (status, error, code, message) =
+        (quoted(status), quoted(error), quoted(code), quoted(message));
+    let body = match dialect {
+        Dialect::Rest => format!(
+            r#"{{"statusCode":{status},"error":{error},"message":{message},"code":{code}}}"#
+        ),
+        Dialect::Tus => format!(
+            r#"{{"statusCode":{status},"code":{code},"error":{error},"message":{message}}}"#
+        ),
+    };
+    json_text(http, body)
+}
+
+fn rest_error(status: &str, error: &str, code: &str, message: &str) -> Reply {
+    json_error(Dialect::Rest, status, error, code, message)
 }
 
 fn not_found() -> Stop {
-    object_error("404", "not_found", "NoSuchKey", "Object not found").into()
+    rest_error("404", "not_found", "NoSuchKey", "Object not found").into()
+}
+
+/// `InvalidKey` sets no `error` of its own, so the handler repeats the code there.
+fn invalid_key(key: &str) -> Stop {
+    rest_error(
+        "400",
+        "InvalidKey",
+        "InvalidKey",
+        &format!("Invalid key: {key}"),
+    )
+    .into()
+}
+
+fn file_not_found() -> Stop {
+    tus_text(
+        StatusCode::NOT_FOUND,
+        "The file for this url was not found\n",
+    )
+    .into()
 }
 
 fn too_large() -> Reply {
-    object_error(
+    rest_error(
         "413",
         "Payload too large",
         "EntityTooLarge",

@@ -10,24 +10,36 @@
 //! - `POST /object/{bucket}/{path}`: raw body upload; `x-upsert: true` overwrites, otherwise an
 //!   existing object is `409 Duplicate`; `Content-Length` above the size limit is `413`;
 //! - `GET /object/authenticated/{bucket}/{path}`: the object;
-//! - `DELETE /object/{bucket}/{path}`;
+//! - `DELETE /object/{bucket}/{path}`: a missing object (in a missing bucket too) is
+//!   `NoSuchKey`;
 //! - TUS 1.0.0 at `/upload/resumable`: `POST` (create; `Location` is an absolute URL),
-//!   `PATCH` (append at `Upload-Offset`), `HEAD` (current offset); errors raised by the TUS
-//!   handler are plain-text bodies with real status codes;
+//!   `PATCH` (append at `Upload-Offset`), `HEAD` (current offset; a finished upload still
+//!   answers, with `Upload-Offset` equal to `Upload-Length`). The real server reads `x-upsert`
+//!   on every request, so a `PATCH` without it over an existing object is `409 The resource
+//!   already exists`. Errors of the TUS handler are text bodies with real status codes:
+//!   `409 Upload-Offset conflict`, `404 The file for this url was not found` (the TUS
+//!   server's own messages end in a newline, the storage's errors it relays do not);
 //! - every request needs `Authorization: Bearer <jwt>`, an HS256 JWT signed with the server's
 //!   secret and not expired. A refused token is `AccessDenied` in a JSON body on every route,
-//!   TUS included (the real server checks the JWT before the TUS handler runs); an expired one
-//!   says `"exp" claim timestamp check failed`, as `jose` does.
-//! - Object keys must match the real server's alphabet ([`is_valid_key`]), else `InvalidKey`.
+//!   TUS included (the real server checks the JWT before the TUS handler runs): an expired
+//!   one says `"exp" claim timestamp check failed`, one signed with another secret
+//!   `signature verification failed`, as `jose` does. Without the header, the `/object` and
+//!   `/bucket` routes fail their schema (`InvalidRequest`), the TUS routes verify an empty
+//!   token (`Invalid Compact JWS`).
+//! - Object keys must match the real server's alphabet ([`is_valid_key`]), else `InvalidKey`
+//!   (JSON on `/object`, `400 Invalid key: ...` as text on TUS).
 //! - Row-level security with the usual "own objects" policy: an object belongs to the `sub`
 //!   of the token that wrote it. A token of another `sub` does not see it (`NoSuchKey`), may
 //!   not overwrite it (`AccessDenied`, "new row violates row-level security policy") nor
-//!   delete it (`AccessDenied`, "Access denied"). `service_role` bypasses the policy. A token
-//!   without `sub` owns what it wrote without one.
+//!   delete it (`AccessDenied`, "Access denied"; it stays). `service_role` bypasses the
+//!   policy. A token without `sub` owns what it wrote without one.
 //!
-//! `/object` errors come back as HTTP 400 (500 for real 500s, the real status for 429) with
-//! the real code in the JSON body, as the real server does: `{"statusCode":"404",
-//! "error":"not_found","message":"Object not found","code":"NoSuchKey"}`.
+//! JSON errors come back as HTTP 400 (500 for real 500s, the real status for 429) with the
+//! real code in the body, as the real server does, and with its key order: the `/object` and
+//! `/bucket` routes serialize through their response schema, `{"statusCode":"404",
+//! "error":"not_found","message":"Object not found","code":"NoSuchKey"}`; the TUS routes have
+//! none and keep the rendered order, `{"statusCode":"403","code":"AccessDenied",
+//! "error":"Unauthorized","message":"..."}`.
 
 mod handler;
 mod jwt;
@@ -77,6 +89,9 @@ pub struct SupabaseServerStats {
     pub tus_patches: u64,
     /// TUS `HEAD` requests.
     pub tus_heads: u64,
+    /// TUS requests without `x-upsert: true`, by method (`POST`, `PATCH`, `HEAD`). The real
+    /// server reads the header on every request of an upload, not only on its creation.
+    pub tus_without_upsert: HashMap<String, u64>,
     /// Requests refused for their token (invalid or expired).
     pub auth_refusals: u64,
     /// Requests refused as expired, by method (`GET`, `POST`, `PATCH`, `HEAD`, `DELETE`).
@@ -105,8 +120,21 @@ struct TusUpload {
     path: String,
     length: u64,
     content_type: Option<String>,
-    owner: Option<String>,
+    /// What arrived so far; emptied into the object when the upload finishes.
     data: BytesMut,
+    /// All `length` bytes arrived and became the object; the upload still answers `HEAD`.
+    finished: bool,
+}
+
+impl TusUpload {
+    /// Where the next `PATCH` must start.
+    fn offset(&self) -> u64 {
+        if self.finished {
+            self.length
+        } else {
+            self.data.len() as u64
+        }
+    }
 }
 
 /// A one-shot misbehaviour for the next request.
@@ -127,6 +155,8 @@ struct State {
     /// Cut the connection of the next PATCH after this many body bytes.
     interrupt_next_patch_after: Option<u64>,
     next_answer: Option<NextAnswer>,
+    /// Drop the next TUS upload as soon as it is created.
+    forget_next_upload: bool,
     /// Where TUS `Location` headers point, when not to this server.
     tus_location_origin: Option<String>,
 }
@@ -246,6 +276,13 @@ impl SupabaseStorageServer {
     /// forwarded headers, which a misconfigured deployment can point elsewhere.
     pub fn put_tus_uploads_on(&self, origin: impl Into<String>) {
         self.state.lock().expect("lock").tus_location_origin = Some(origin.into());
+    }
+
+    /// Forget the next TUS upload right after answering its creation, as the real server does
+    /// when its cleanup removes an upload before the client's first `PATCH` arrives: every
+    /// request to its URL then answers `404 The file for this url was not found`.
+    pub fn forget_next_upload(&self) {
+        self.state.lock().expect("lock").forget_next_upload = true;
     }
 
     /// Answer the next request, whatever it is, with `307 Temporary Redirect` to `url`.
