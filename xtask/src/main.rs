@@ -8,7 +8,7 @@
 //! - `ci`: what CI runs (`.github/workflows/ci.yml` and `.ci/run` call only this): format
 //!   check, clippy and docs with `-D warnings`, every feature combination of the facade, then
 //!   `test`, then the quickstart example.
-//! - `chaos [--kills N] [--remote fs|s3] [--seed S]`: kill a syncing worker at random moments,
+//! - `chaos [--kills N] [--remote fs|s3] [--seed S] [--devices 1|2]`: kill syncing workers at random moments,
 //!   restart it, and check that nothing was lost (`tools/chaos-worker`); `test` runs the
 //!   default (20 kills, a directory as the remote).
 //! - `bench [--quick]`: the queue against s5cmd and rclone on SeaweedFS (release build);
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Some("check-architecture") => architecture::check_architecture(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args]|ci|s3|chaos [--kills N] [--remote fs|s3] [--seed S]|bench [--quick]|check-architecture>"
+                "usage: cargo xtask <test [cargo test args]|ci|s3|chaos [--kills N] [--remote fs|s3] [--seed S] [--devices 1|2]|bench [--quick] [--scenario S]|check-architecture>"
             );
             return ExitCode::from(2);
         }
