@@ -95,8 +95,13 @@ fn walk(root: &Path) -> Vec<String> {
 }
 
 fn is_temp(path: &str) -> bool {
-    path.split('/')
-        .any(|part| part == attachments::fs::TEMP_DIR)
+    path.split('/').any(|part| part == attachments::fs::TEMP_DIR)
+}
+
+/// The file a local storage locks so that one queue at a time uses its root: it stays, by
+/// design, and holds no data.
+fn is_root_lock(path: &str) -> bool {
+    path == format!("{}/lock", attachments::fs::TEMP_DIR)
 }
 
 async fn remote_checksum(
@@ -184,6 +189,9 @@ fn check_local_files(dir: &Path, device: &str, rows: &[Attachment], tally: &mut 
         }
     }
     for file in walk(&root) {
+        if is_root_lock(&file) {
+            continue;
+        }
         if is_temp(&file) {
             eprintln!("{device}: temp file {file} left");
             tally.leftovers += 1;
