@@ -441,22 +441,26 @@ fn report_idle_backlog(figures: &[IdleBacklog]) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "\nidle-backlog: queued rows all backed off, then {IDLE_PASSES} idle passes (`sync_now`) each\n"
+        "\nidle-backlog: queued rows all backed off (inserted by another process), the queue's first pass (start-up), then {IDLE_PASSES} idle passes (`sync_now`)\n"
     );
     let _ = writeln!(
         out,
-        "| rows | idle_pass_ms (median) | goal | samples (ms) | first pass (ms) | peak_rss_mib | goal |"
+        "| rows | idle_pass_ms (median) | goal | samples (ms) | first pass (ms) | peak_rss_mib (whole process) | peak RSS, idle passes alone (MiB) | goal |"
     );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
     let met = |value: f64, goal: f64| if value <= goal { "met" } else { "not met" };
     let mut lines = Vec::new();
     for figure in figures {
         let pass = figure.number("idle_pass_ms");
-        let rss = figure.number("peak_rss_mib");
+        // the process's peak: start-up holds memory the idle passes then keep
+        let rss = figure
+            .number("startup_peak_rss_mib")
+            .max(figure.number("peak_rss_mib"));
+        let idle_rss = figure.number("peak_rss_mib");
         let samples = figure.fields.get("samples_ms").map_or("-", String::as_str);
         let _ = writeln!(
             out,
-            "| {} | {pass:.3} | <= {IDLE_PASS_GOAL_MS} ms, {} | {} | {:.1} | {rss:.1} | <= {IDLE_RSS_GOAL_MIB} MiB, {} |",
+            "| {} | {pass:.3} | <= {IDLE_PASS_GOAL_MS} ms, {} | {} | {:.1} | {rss:.1} | {idle_rss:.1} | <= {IDLE_RSS_GOAL_MIB} MiB, {} |",
             figure.rows,
             met(pass, IDLE_PASS_GOAL_MS),
             samples.replace('/', ", "),
@@ -464,16 +468,17 @@ fn report_idle_backlog(figures: &[IdleBacklog]) {
             met(rss, IDLE_RSS_GOAL_MIB),
         );
         lines.push(format!(
-            "bench idle-backlog rows={} idle_pass_ms={pass:.3} (goal <= {IDLE_PASS_GOAL_MS}) samples_ms={samples}",
-            figure.rows
+            "bench idle-backlog rows={} idle_pass_ms={pass:.3} (goal <= {IDLE_PASS_GOAL_MS}) samples_ms={}",
+            figure.rows, samples
         ));
         lines.push(format!(
-            "bench idle-backlog rows={} peak_rss_mib={rss:.1} (goal <= {IDLE_RSS_GOAL_MIB})",
-            figure.rows
+            "bench idle-backlog rows={} peak_rss_mib={rss:.1} (goal <= {IDLE_RSS_GOAL_MIB}) idle_peak_rss_mib={idle_rss:.1} first_pass_ms={:.1}",
+            figure.rows,
+            figure.number("first_pass_ms")
         ));
         if figure.fields.get("rss_reset").map(String::as_str) != Some("1") {
             lines.push(
-                "bench idle-backlog: the peak could not be reset after the inserts; it includes them"
+                "bench idle-backlog: the peak could not be reset after start-up; the idle figure includes it"
                     .to_owned(),
             );
         }
@@ -482,10 +487,11 @@ fn report_idle_backlog(figures: &[IdleBacklog]) {
         let growth = |name: &str| large.number(name) / small.number(name);
         let _ = writeln!(
             out,
-            "\nflat in the row count means these stay near 1 while the rows grow {}x: idle pass {:.2}x, peak RSS {:.2}x",
+            "\nflat in the row count means these stay near 1 while the rows grow {}x: idle pass {:.2}x, peak RSS {:.2}x, first pass {:.2}x",
             large.rows / small.rows.max(1),
             growth("idle_pass_ms"),
-            growth("peak_rss_mib"),
+            growth("startup_peak_rss_mib"),
+            growth("first_pass_ms"),
         );
     }
     let _ = writeln!(out);

@@ -12,8 +12,9 @@
 //! - `reconcile --count N`: one emission of N new ids, then one with a single id changed;
 //!   prints `first_ms=` and `change_ms=`.
 //! - `idle-backlog --rows N --passes P`: N queued rows all waiting out a backoff, then P idle
-//!   passes (`sync_now`); prints `idle_pass_ms=` (median), `samples_ms=` and `first_pass_ms=`,
-//!   and `peak_rss_mib=` counts from after the rows were inserted.
+//!   passes (`sync_now`); prints `idle_pass_ms=` (median), `samples_ms=`, `first_pass_ms=`
+//!   (start-up included), `startup_peak_rss_mib=` (the process through its first pass; the rows
+//!   are inserted by another process) and `peak_rss_mib=` (the idle passes alone).
 
 use std::path::{Path, PathBuf};
 
@@ -66,13 +67,7 @@ impl Args {
 
 /// Peak resident memory of this process, from `/proc/self/status` (`VmHWM`), in MiB.
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+    rss_mib("VmHWM")
 }
 
 async fn s3_remote(prefix: &str) -> Result<S3RemoteStorage, BoxError> {
@@ -262,11 +257,11 @@ async fn reconcile(args: &Args) -> Result<String, BoxError> {
 /// adds little to the process's memory.
 const BACKLOG_BATCH: usize = 5_000;
 
-async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
+/// Fill the table of `--work` with `--rows` backed-off rows (run as a process of its own by
+/// `idle-backlog`, so that building the rows does not count in the queue's memory).
+async fn idle_backlog_fill(args: &Args) -> Result<String, BoxError> {
     let rows = args.number("rows")?;
-    let passes = args.number("passes")?.max(1);
-    let work = tempfile_dir()?;
-    let store = store(&work).await?;
+    let store = store(Path::new(args.get("work")?)).await?;
     let now_ms = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -295,6 +290,35 @@ async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
         inserted += batch.len();
         store.apply(batch).await?;
     }
+    store.pool().close().await;
+    Ok(format!("rows={rows}"))
+}
+
+/// VmRSS or VmHWM of this process, in MiB.
+fn rss_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
+    let rows = args.number("rows")?;
+    let passes = args.number("passes")?.max(1);
+    let work = tempfile_dir()?;
+    let filled = std::process::Command::new(std::env::current_exe()?)
+        .args(["idle-backlog-fill", "--rows", &rows.to_string()])
+        .args(["--work".as_ref(), work.as_os_str()])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !filled.success() {
+        return Err(format!("filling the table failed: {filled}").into());
+    }
+    // from here on this process is an app that starts with the backlog already in its table
+    let store = store(&work).await?;
     let queue = queue(
         store,
         FsLocalStorage::new(work.join("files"))?,
@@ -306,7 +330,8 @@ async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
     let started = Instant::now();
     queue.sync_now().await?;
     let first_pass_ms = started.elapsed().as_secs_f64() * 1000.0;
-    // from here on, the peak is the queue's while idle, not the inserts' above
+    // the peak through start-up, then one of the idle passes alone (the kernel resets VmHWM)
+    let startup_peak_rss_mib = rss_mib("VmHWM");
     let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let mut samples = Vec::with_capacity(passes);
     let mut busy_passes = 0;
@@ -332,7 +357,7 @@ async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
     let median = sorted[sorted.len() / 2];
     let samples_ms: Vec<String> = samples.iter().map(|s| format!("{s:.2}")).collect();
     Ok(format!(
-        "rows={rows} idle_pass_ms={median:.3} first_pass_ms={first_pass_ms:.1} samples_ms={} rss_reset={}",
+        "rows={rows} idle_pass_ms={median:.3} first_pass_ms={first_pass_ms:.1} samples_ms={} startup_peak_rss_mib={startup_peak_rss_mib:.1} rss_reset={}",
         samples_ms.join("/"),
         u8::from(rss_reset)
     ))
@@ -353,6 +378,7 @@ async fn main() -> std::process::ExitCode {
             "bookkeeping" => bookkeeping(&args).await,
             "reconcile" => reconcile(&args).await,
             "idle-backlog" => idle_backlog(&args).await,
+            "idle-backlog-fill" => idle_backlog_fill(&args).await,
             other => Err(format!("unknown scenario {other}").into()),
         },
         Err(error) => Err(error),
