@@ -95,7 +95,8 @@ fn walk(root: &Path) -> Vec<String> {
 }
 
 fn is_temp(path: &str) -> bool {
-    path.split('/').any(|part| part == attachments::fs::TEMP_DIR)
+    path.split('/')
+        .any(|part| part == attachments::fs::TEMP_DIR)
 }
 
 /// The file a local storage locks so that one queue at a time uses its root: it stays, by
