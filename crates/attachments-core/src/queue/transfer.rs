@@ -135,9 +135,11 @@ impl<S: AttachmentStore> Engine<S> {
             ));
         }
         let data = self.remote.download(row).await?;
-        // a row that knows its size accepts no more; one that does not, no more than the limit
-        let data = match row.size.or(self.config.max_download_bytes) {
-            Some(limit) => limit_stream(data, limit, row.size.is_some()),
+        // No more than the app's limit. A row that records its size is checked once the body
+        // is in (below), not cut at that size: a reused id's new body may be longer, and must
+        // be seen whole to be recognised when it arrives again.
+        let data = match self.config.max_download_bytes {
+            Some(limit) => limit_stream(data, limit),
             None => data,
         };
         let size = self
@@ -266,27 +268,18 @@ pub(super) async fn stream_checksum(meter: &Meter) -> Result<String> {
     })
 }
 
-/// Fail the stream as soon as it carries more than `limit` bytes. `size_known`: the row
-/// recorded the size, so more is a body to fetch again (retryable `Corrupt`); otherwise the
-/// limit is the app's `max_download_bytes` and the object is refused for good.
-fn limit_stream(data: ByteStream, limit: u64, size_known: bool) -> ByteStream {
+/// Fail the stream as soon as it carries more than `limit` bytes (`max_download_bytes`): the
+/// object is refused for good (`InvalidInput`), before it fills the disk.
+fn limit_stream(data: ByteStream, limit: u64) -> ByteStream {
     let mut seen = 0u64;
     Box::pin(data.map(move |chunk| {
         let chunk = chunk?;
         seen = seen.saturating_add(chunk.len() as u64);
         if seen > limit {
-            let error = if size_known {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("the remote object holds more than the {limit} bytes recorded"),
-                )
-                .with_retryable(true)
-            } else {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("the remote object is larger than max_download_bytes ({limit})"),
-                )
-            };
+            let error = Error::new(
+                ErrorKind::InvalidInput,
+                format!("the remote object is larger than max_download_bytes ({limit})"),
+            );
             return Err(error.into_io());
         }
         Ok(chunk)
