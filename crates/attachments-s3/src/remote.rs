@@ -322,6 +322,8 @@ impl S3RemoteStorage {
         reader: ChunkedReader,
     ) -> Result<()> {
         let with_checksums = self.checksum_mode == ChecksumMode::WhenSupported;
+        // a process killed during an earlier upload of this object left its parts behind
+        abort_unfinished_uploads(&self.client, &self.bucket, key).await;
         let created = self
             .client
             .create_multipart_upload()
@@ -546,7 +548,11 @@ impl RemoteStorage for S3RemoteStorage {
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // nor may an upload of the object that a killed process left unfinished stay
+                abort_unfinished_uploads(&self.client, &self.bucket, &key).await;
+                Ok(())
+            }
             Err(error) => {
                 let error = classify(error, format!("deleting {key}"));
                 // S3 answers 204 for a missing key; some compatible servers say 404
@@ -585,6 +591,33 @@ fn validate_multipart(multipart: &MultipartSettings) -> Result<()> {
         return Err(Error::invalid_input("part concurrency must be at least 1"));
     }
     Ok(())
+}
+
+/// Abort every unfinished multipart upload of `key` (a process killed mid-upload cannot abort
+/// its own). Object names are unique per attachment, so these can only be earlier tries of
+/// the same attachment. Failures are logged: the bucket's lifecycle rule for incomplete
+/// uploads is the last line of defence.
+async fn abort_unfinished_uploads(client: &Client, bucket: &str, key: &str) {
+    let listed = match client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+    {
+        Ok(listed) => listed,
+        Err(error) => {
+            debug!(key, error = %classify(error, "listing uploads".into()), "could not list unfinished uploads");
+            return;
+        }
+    };
+    for upload in listed.uploads() {
+        if upload.key() == Some(key)
+            && let Some(upload_id) = upload.upload_id()
+        {
+            abort_upload(client, bucket, key, upload_id).await;
+        }
+    }
 }
 
 /// Abort a multipart upload, so the server drops its parts; failures are logged (the

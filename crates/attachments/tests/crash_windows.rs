@@ -153,9 +153,8 @@ async fn state(queue: &SqliteAttachmentQueue, id_: &AttachmentId) -> Option<Atta
     queue.get(id_).await.unwrap().map(|row| row.state)
 }
 
-/// `stop_sync` while a finished download waits to be promoted: the row already says
-/// `Synced`, the pass is dropped, and nothing in this process ever promotes the staged file.
-/// The user sees a `Synced` attachment whose `read_file` is `NotFound` until the app restarts.
+/// `stop_sync` while a finished download waits to be promoted: the outcome and the promotion
+/// run to their end in a task of their own, so a `Synced` attachment can always be read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_sync_during_a_download_promotion_leaves_a_synced_row_without_its_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -186,8 +185,7 @@ async fn stop_sync_during_a_download_promotion_leaves_a_synced_row_without_its_f
 }
 
 /// A save whose future is dropped (a timeout, a cancelled UI task) after its row committed but
-/// before its file left the staging area: the next pass finds no local file, and the default
-/// handler archives the upload for good. `retry` then refuses ("its local file is gone").
+/// before its file left the staging area still promotes its file, and the upload succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_cancelled_after_its_commit_is_archived_as_a_failed_upload() {
     let tmp = tempfile::tempdir().unwrap();
@@ -220,9 +218,8 @@ async fn a_save_cancelled_after_its_commit_is_archived_as_a_failed_upload() {
 }
 
 /// The same cancelled save, then a save of another id whose file name is the same (`a.jpg`
-/// without an extension vs `a` with `jpg`): the second save is refused with `AlreadyExists`,
-/// but on its way it overwrote and discarded the staged file holding the first one's only
-/// copy. After a restart, the first attachment has no file anywhere.
+/// without an extension vs `a` with `jpg`): the second save is refused with `AlreadyExists`
+/// and never touches the first one's staged file, its only copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_save_destroys_the_staged_only_copy_of_another_attachment() {
     let tmp = tempfile::tempdir().unwrap();
@@ -259,9 +256,8 @@ async fn a_refused_save_destroys_the_staged_only_copy_of_another_attachment() {
     );
 }
 
-/// Start-up verification (the first pass) judges rows without regard for saves in progress: a
-/// save between its commit and its promotion is archived as "local file missing", and the
-/// save itself returns Ok.
+/// A save between its commit and its promotion while the first pass runs: verification
+/// leaves work in flight alone, so the save is never archived as "local file missing".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_verification_archives_a_save_in_progress() {
     let tmp = tempfile::tempdir().unwrap();
@@ -296,9 +292,8 @@ async fn start_up_verification_archives_a_save_in_progress() {
     );
 }
 
-/// A watched item refused because its file name was taken is never looked at again once the
-/// name is free: incremental reconciles read only ids that changed in the reading or were
-/// written, and this one was neither. A full reconcile (a restart) would track it.
+/// A watched item refused because its file name was taken is tracked once the name is free,
+/// without a restart: a refused item is looked at again by the next reconcile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reference_is_tracked_once_its_file_name_is_free() {
     let tmp = tempfile::tempdir().unwrap();
@@ -335,9 +330,9 @@ async fn a_refused_reference_is_tracked_once_its_file_name_is_free() {
     );
 }
 
-/// A download whose file name is one of the app's own files in the local root replaces it,
-/// and evicting the attachment later removes it. The file name comes from the watched query,
-/// i.e. usually from synced data another device or user wrote.
+/// A download whose file name is one of the app's own files in the local root never replaces
+/// it (nor does eviction remove it later). The file name comes from the watched query, i.e.
+/// usually from synced data another device or user wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_never_overwrites_a_file_the_queue_did_not_write() {
     let tmp = tempfile::tempdir().unwrap();
@@ -377,9 +372,8 @@ async fn a_download_never_overwrites_a_file_the_queue_did_not_write() {
     );
 }
 
-/// A download whose path holds a directory (the app's): the file is staged, the row is
-/// written `Synced`, then promotion fails. The attachment reads as Synced but `read_file` is
-/// `NotFound`, with no error event and nothing that ever retries.
+/// A download whose path holds a directory (the app's): promotion fails, so the row does not
+/// stay `Synced`; it goes back to a failed download, with an error event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_blocked_by_a_directory_is_not_reported_synced() {
     let tmp = tempfile::tempdir().unwrap();
@@ -489,7 +483,7 @@ async fn ids_sharing_a_file_name_are_refused_without_harm() {
     queue.close().await;
 }
 
-/// Not a finding on its own: makes sure an error event arrives for a refused reference.
+/// A refused reference is reported with an error event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reference_to_a_taken_file_name_is_reported() {
     let tmp = tempfile::tempdir().unwrap();

@@ -37,9 +37,9 @@ async fn device(tmp: &tempfile::TempDir) -> Device {
     Device::new(&tmp.path().join("d"), &tmp.path().join("remote")).await
 }
 
-/// `clear_queue` cancels what is in flight, then waits for the claims of every listed id. A
-/// transfer that a pass starts between the two is not cancelled, and `clear_queue` waits for
-/// the whole of it (here: a remote that does not answer, up to `transfer_timeout`).
+/// `clear_queue` returns promptly while passes keep starting: no pass starts a transfer while
+/// it runs, so it never waits for one it did not cancel (here a remote that does not answer,
+/// which would hold it up to `transfer_timeout`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_queue_returns_promptly_while_passes_keep_starting() {
     let tmp = tempfile::tempdir().unwrap();
@@ -124,8 +124,7 @@ async fn a_reading_older_than_a_delete_never_brings_it_back() {
 }
 
 /// A retry time written while the wall clock was far ahead (a phone whose clock was wrong,
-/// then corrected) keeps the row waiting until that time, far beyond `max_backoff` (300 s by
-/// default); nothing the app can call moves it (`retry` refuses a row that is not archived).
+/// then corrected) does not hold the row beyond `max_backoff`: start-up makes it due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_time_from_a_skewed_clock_does_not_outlive_max_backoff() {
     let tmp = tempfile::tempdir().unwrap();
@@ -169,7 +168,7 @@ async fn a_retry_time_from_a_skewed_clock_does_not_outlive_max_backoff() {
 
 /// An id is reused on another device with new contents (DESIGN: ids are reused). This device
 /// still has the old row, whose file the OS purged; it re-downloads, finds a checksum that is
-/// not the old one, and retries forever: the attachment never becomes readable.
+/// not the old one, and takes the new body once it has seen the same one twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_id_with_new_contents_can_be_downloaded_again() {
     let tmp = tempfile::tempdir().unwrap();
@@ -370,9 +369,8 @@ async fn clear_during_an_upload_then_reuse_the_id() {
 }
 
 /// Two queues on one in-memory database (one pool, two stores) with their own local roots:
-/// the store has no file to lock, so both build, and each one's start-up archives the other's
-/// fresh saves as "local file missing". DESIGN: several queues on one database are safe
-/// together or refused, never a silent loss.
+/// the second is refused (`InUse`), as on a database file. DESIGN: several queues on one
+/// database are safe together or refused, never a silent loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_queues_on_one_in_memory_database_are_refused() {
     use attachments::fs::{FsLocalStorage, FsRemoteStorage};
