@@ -179,6 +179,26 @@ pub trait AttachmentStore: Send + Sync + 'static {
     /// Every row, or only those in `states`, oldest `timestamp` first.
     async fn list(&self, states: Option<&[AttachmentState]>) -> Result<Vec<Attachment>>;
 
+    /// Up to `limit` rows with ids after `after` (from the first when `None`), in id order:
+    /// start-up reads the table a page at a time, so its memory does not grow with the
+    /// table. Unreadable rows are left out, as in `list`. The default sorts `list`; a store
+    /// should answer from its primary key.
+    async fn list_page(
+        &self,
+        after: Option<&AttachmentId>,
+        limit: usize,
+    ) -> Result<Vec<Attachment>> {
+        let mut rows: Vec<Attachment> = self
+            .list(None)
+            .await?
+            .into_iter()
+            .filter(|row| after.is_none_or(|after| row.id.as_str() > after.as_str()))
+            .collect();
+        rows.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
     /// The queued rows that are due at `now_ms` (no `next_attempt_at`, or one at or before
     /// it), oldest `timestamp` first, at most `limit`; `QueuedDownload` rows only when
     /// `downloads` is true. A pass reads only these, so rows waiting out a backoff cost nothing.

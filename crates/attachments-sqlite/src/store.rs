@@ -526,6 +526,23 @@ impl AttachmentStore for SqliteStore {
         Ok(readable_rows(&rows).collect())
     }
 
+    async fn list_page(
+        &self,
+        after: Option<&AttachmentId>,
+        limit: usize,
+    ) -> Result<Vec<Attachment>> {
+        // ids compare as text in both SQLite and Rust (byte order of UTF-8, all ASCII here)
+        let query = format!("{} WHERE id > ? ORDER BY id LIMIT ?", self.sql.list_all);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = sqlx::query(sql(&query))
+            .bind(after.map_or("", AttachmentId::as_str))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "listing a page of attachments"))?;
+        Ok(readable_rows(&rows).collect())
+    }
+
     async fn list_due(
         &self,
         now_ms: i64,

@@ -113,11 +113,6 @@ impl<S: AttachmentStore> Engine<S> {
     ) -> Result<()> {
         let downloads = self.references.downloads_enabled();
         let now = self.clock.now_ms();
-        let next_due = self.store.next_attempt_at(downloads).await?;
-        self.schedule.next_due_ms.store(
-            next_due.filter(|due| *due > now).unwrap_or(i64::MAX),
-            Ordering::SeqCst,
-        );
         let mut waiting = self
             .store
             .list_due(now, downloads, DUE_ROWS_PER_READ)
@@ -170,6 +165,13 @@ impl<S: AttachmentStore> Engine<S> {
                 ));
             }
             if running.is_empty() && writing.is_none() {
+                // When to wake for the rows waiting out a backoff, read once every outcome of
+                // this pass is written. A time already past (a row due but in flight elsewhere)
+                // wakes the worker after `sync_throttle`.
+                let next_due = self.store.next_attempt_at(downloads).await?;
+                self.schedule
+                    .next_due_ms
+                    .store(next_due.unwrap_or(i64::MAX), Ordering::SeqCst);
                 return Ok(());
             }
             tokio::select! {
@@ -220,6 +222,19 @@ impl<S: AttachmentStore> Engine<S> {
         let applied = self.store.apply(changes.clone()).await?;
         let mut written = Vec::with_capacity(batch.len());
         for (((end, claims), change), applied) in batch.into_iter().zip(changes).zip(applied) {
+            // files first, events after: whoever hears `Synced` can read the file
+            if let Some(staged) = &end.staged
+                && let Err(error) = self.finish_staged(staged, applied).await
+            {
+                if let (StagedFile::Downloaded(_), true) = (staged, applied) {
+                    // the row says Synced but its file could not be put in place
+                    self.undo_download(&end.row.id, error).await;
+                    written.push((end.outcome, change, false));
+                    continue;
+                }
+                // the staged file stays; start-up puts it where its row says
+                warn!(?staged, %error, "could not finish a staged file");
+            }
             if applied {
                 self.report_write(Some(end.row.state), &change);
                 if let RowChange::Update { row: retried, .. } = &change
@@ -232,17 +247,6 @@ impl<S: AttachmentStore> Engine<S> {
                 // wins, and a new pass acts on it.
                 info!(id = %end.row.id, operation = %end.operation, "outcome discarded: the attachment changed during the transfer");
                 self.schedule.trigger();
-            }
-            if let Some(staged) = &end.staged
-                && let Err(error) = self.finish_staged(staged, applied).await
-            {
-                if let (StagedFile::Downloaded(_), true) = (staged, applied) {
-                    // the row says Synced but its file could not be put in place
-                    self.undo_download(&end.row.id, error).await;
-                } else {
-                    // the staged file stays; start-up puts it where its row says
-                    warn!(?staged, %error, "could not finish a staged file");
-                }
             }
             drop(claims);
             written.push((end.outcome, change, applied));

@@ -12,9 +12,12 @@ use super::engine::Engine;
 use super::transfer::stream_checksum;
 use crate::error::Result;
 use crate::meter::Meter;
-use crate::model::Attachment;
+use crate::model::{Attachment, AttachmentId};
 use crate::state_machine::verify_on_start;
 use crate::store::AttachmentStore;
+
+/// Rows read per page: memory stays flat however large the table.
+const VERIFY_PAGE: usize = 1_000;
 
 impl<S: AttachmentStore> Engine<S> {
     /// Run start-up verification unless it has run: once per queue, before its first pass or
@@ -38,11 +41,33 @@ impl<S: AttachmentStore> Engine<S> {
                 0
             }
         };
-        let rows = self.store.list(None).await?;
-        let (promoted, discarded) = self.settle_staged_files(&rows, cancel).await;
+        let (promoted, discarded) = self.settle_staged_files(cancel).await?;
         let now = self.clock.now_ms();
+        let mut repaired = 0;
+        // a page at a time, so start-up memory does not grow with the table
+        let mut after: Option<AttachmentId> = None;
+        loop {
+            let rows = self.store.list_page(after.as_ref(), VERIFY_PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id.clone());
+            let changes = self.repairs(&rows, now).await;
+            repaired += self.apply_and_report(&rows, changes, true).await?;
+            if rows.len() < VERIFY_PAGE {
+                break;
+            }
+        }
+        info!(
+            temp_removed,
+            promoted, discarded, repaired, "local files verified"
+        );
+        Ok(())
+    }
+
+    /// What start-up changes in one page of rows: rows whose file is gone, retry times from a
+    /// clock that was wrong. Work in flight is left alone.
+    async fn repairs(&self, rows: &[Attachment], now: i64) -> Vec<crate::store::RowChange> {
         let mut changes = Vec::new();
-        for row in &rows {
+        for row in rows {
             // work in flight (a save between its commit and its promotion) is not a crash
             let busy = self.claimed_ids.is_claimed(&row.id)
                 || row
@@ -69,12 +94,7 @@ impl<S: AttachmentStore> Engine<S> {
                 changes.push(change);
             }
         }
-        let repaired = self.apply_and_report(&rows, changes, true).await?;
-        info!(
-            temp_removed,
-            promoted, discarded, repaired, "local files verified"
-        );
-        Ok(())
+        changes
     }
 
     /// A retry time further away than the longest backoff was written by a clock that was
@@ -98,24 +118,40 @@ impl<S: AttachmentStore> Engine<S> {
     /// are the row's (a save or download whose row committed), removed otherwise (a save that
     /// never committed, a download or removal whose row moved on). Files staged by work still
     /// running in this process are left alone.
-    async fn settle_staged_files(
-        &self,
-        rows: &[Attachment],
-        cancel: &CancellationToken,
-    ) -> (u64, u64) {
+    async fn settle_staged_files(&self, cancel: &CancellationToken) -> Result<(u64, u64)> {
         let staged = match self.local.list_staged().await {
             Ok(staged) => staged,
             Err(error) => {
                 warn!(%error, "could not list staged files");
-                return (0, 0);
+                return Ok((0, 0));
             }
         };
         if staged.is_empty() {
-            return (0, 0);
+            return Ok((0, 0));
         }
-        let by_path: HashMap<&str, &Attachment> = rows
+        // the rows that point at a staged path (few: a crash leaves a handful of staged files)
+        let wanted: std::collections::HashSet<&str> = staged.iter().map(String::as_str).collect();
+        let mut owners: HashMap<String, Attachment> = HashMap::new();
+        let mut after: Option<AttachmentId> = None;
+        loop {
+            let rows = self.store.list_page(after.as_ref(), VERIFY_PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id.clone());
+            let full = rows.len() == VERIFY_PAGE;
+            for row in rows {
+                if let Some(path) = row.local_uri.clone()
+                    && wanted.contains(path.as_str())
+                {
+                    owners.insert(path, row);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let by_path: HashMap<&str, &Attachment> = owners
             .iter()
-            .filter_map(|row| row.local_uri.as_deref().map(|path| (path, row)))
+            .map(|(path, row)| (path.as_str(), row))
             .collect();
         let (mut promoted, mut discarded) = (0, 0);
         for path in staged {
@@ -140,7 +176,7 @@ impl<S: AttachmentStore> Engine<S> {
                 Err(error) => warn!(path, %error, keep, "could not settle a staged file"),
             }
         }
-        (promoted, discarded)
+        Ok((promoted, discarded))
     }
 
     /// Whether the staged file at `path` holds what `row` recorded (size and checksum, as far
