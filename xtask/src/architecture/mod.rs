@@ -15,6 +15,9 @@ use workspace::{DependencyKind, Member, Workspace, load_workspace};
 const CORE: &str = "attachments-core";
 /// The test kit's package name.
 const TESTKIT: &str = "attachments-testkit";
+/// The SQL text (migrations, statements) and lock file shared by the SQLite stores whatever
+/// their driver: a part both use, so not an adapter (adapters know nothing of each other).
+const SHARED_SQL: &str = "attachments-sql";
 /// The facade's package name: the one crate that knows all the others.
 const FACADE: &str = "attachments";
 
