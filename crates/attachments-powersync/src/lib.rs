@@ -9,7 +9,7 @@ mod watch;
 
 pub use offline::{OfflineHttpClient, open_offline};
 pub use store::{DEFAULT_TABLE_NAME, PowerSyncStore};
-pub use watch::{sync_when_connected, watch_referenced_attachments};
+pub use watch::{is_connected, sync_when_connected, watch_referenced_attachments};
 
 /// The PowerSync version this crate is built with.
 pub use powersync;

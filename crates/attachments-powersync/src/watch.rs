@@ -182,8 +182,7 @@ fn tables_read_by(connection: &Connection, query: &str) -> Result<Vec<String>> {
 /// stream), since that is when uploads can succeed again; give it the queue's `trigger_sync`.
 /// Runs until the database is closed; spawn it.
 ///
-/// "Connected" is `is_connected()` with no `download_error()`: PowerSync 0.0.5 reports
-/// `is_connected()` after a failed request until its next retry.
+/// "Connected" is [`is_connected`]; PowerSync 0.0.5's own flag alone is not enough.
 ///
 /// ```no_run
 /// # fn demo(db: powersync::PowerSyncDatabase, trigger_sync: impl Fn() + Send + 'static) {
@@ -194,10 +193,22 @@ pub async fn sync_when_connected(db: PowerSyncDatabase, mut on_connected: impl F
     let mut edge = ConnectedEdge::default();
     let mut statuses = std::pin::pin!(db.watch_status());
     while let Some(status) = statuses.next().await {
-        if edge.turned_connected(status.is_connected() && status.download_error().is_none()) {
+        if edge.turned_connected(is_connected(&status)) {
             on_connected();
         }
     }
+}
+
+/// Whether PowerSync is connected to its service, so uploads can succeed: `is_connected()`
+/// with no `download_error()`. PowerSync 0.0.5 reports `is_connected()` after a failed
+/// request, with the error, until its next retry (and still after `disconnect()`).
+///
+/// ```
+/// let offline = powersync::SyncStatusData::default();
+/// assert!(!attachments_powersync::is_connected(&offline));
+/// ```
+pub fn is_connected(status: &powersync::SyncStatusData) -> bool {
+    status.is_connected() && status.download_error().is_none()
 }
 
 /// Tells a change to connected from the snapshots PowerSync streams: the stream gives the
