@@ -24,6 +24,7 @@ mod bench;
 mod chaos;
 mod ci;
 mod latency_proxy;
+mod libclang;
 mod seaweedfs;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ fn main() -> ExitCode {
 
 pub(crate) fn test(extra: &[String]) -> Result<(), String> {
     architecture::check_architecture()?;
+    // every feature is built, the PowerSync store's too
+    libclang::ensure()?;
     // crash safety first: 20 SIGKILLs of a syncing worker, then nothing may be lost
     chaos::chaos(&chaos::ChaosOptions::parse(&[])?, &target_dir())?;
     // build first, so the server does not wait through a long compile

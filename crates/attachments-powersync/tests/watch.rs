@@ -9,7 +9,9 @@ use std::time::Instant;
 use attachments_core::{AttachmentId, SaveFile, StateCounts};
 use attachments_powersync::watch_referenced_attachments;
 use attachments_testkit::patterned_stream;
-use common::{App, PATIENCE, REFERENCED_QUERY, set_photo_of_todo_1, wait_for_counts};
+use common::{
+    App, PATIENCE, REFERENCED_QUERY, set_photo_of_todo_1, wait_for_counts, wait_for_pass,
+};
 use futures_util::StreamExt;
 
 fn photo(seed: u64, len: u64) -> SaveFile {
@@ -115,10 +117,12 @@ async fn a_reference_synced_from_another_device_is_downloaded() {
     // the tablet receives the todo through PowerSync (here: written on its database)
     let tablet = App::new(&dir.path().join("tablet"), &remote);
     let tablet_queue = tablet.watching_builder().await.build().unwrap();
+    let mut events = tablet_queue.subscribe();
     tablet_queue.start_sync().await.unwrap();
     tablet.add_todo("todo-1", Some(&saved.id)).await;
 
-    wait_for_counts(&tablet_queue, "the photo downloaded", |c| {
+    // a pass ends once its downloaded files are in place
+    wait_for_pass(&tablet_queue, &mut events, "the photo downloaded", |c| {
         c.synced == 1 && c.total() == 1
     })
     .await;

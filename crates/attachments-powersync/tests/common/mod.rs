@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use attachments_core::{
-    Attachment, AttachmentId, AttachmentQueue, AttachmentQueueBuilder, BoxError, StateCounts,
+    Attachment, AttachmentEvent, AttachmentId, AttachmentQueue, AttachmentQueueBuilder, BoxError,
+    StateCounts,
 };
 use attachments_fs::{FsLocalStorage, FsRemoteStorage};
 use attachments_powersync::{PowerSyncStore, open_offline, watch_referenced_attachments};
@@ -187,4 +188,32 @@ pub async fn wait_for_counts(
             queue.status().await.unwrap()
         ),
     }
+}
+
+/// Wait for the end of a pass after which the queue's counts satisfy `done`; `events` was
+/// subscribed before the change the pass acts on. Unlike a state change, the end of a pass
+/// comes after its downloaded files are in place.
+pub async fn wait_for_pass(
+    queue: &AttachmentQueue<PowerSyncStore>,
+    events: &mut tokio::sync::broadcast::Receiver<AttachmentEvent>,
+    what: &str,
+    done: impl Fn(&StateCounts) -> bool,
+) -> StateCounts {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(AttachmentEvent::PassCompleted(_)) => {
+                    let counts = queue.status().await.unwrap();
+                    if done(&counts) {
+                        return counts;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(error) => panic!("event stream ended while waiting for {what}: {error}"),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
