@@ -13,6 +13,7 @@ use attachments_core::{
 };
 use attachments_fs::{FsLocalStorage, FsRemoteStorage};
 use attachments_powersync::{PowerSyncStore, open_offline, watch_referenced_attachments};
+use attachments_testkit::FaultyRemoteStorage;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use powersync::PowerSyncDatabase;
@@ -39,6 +40,8 @@ pub struct App {
     pub dir: PathBuf,
     pub db: PowerSyncDatabase,
     pub remote_dir: PathBuf,
+    /// The remote directory, through a wrapper tests can pause, fail and count.
+    pub remote: FaultyRemoteStorage<FsRemoteStorage>,
 }
 
 impl App {
@@ -49,6 +52,7 @@ impl App {
             dir: dir.to_path_buf(),
             db: open_offline(dir.join("app.db"), schema()).unwrap(),
             remote_dir: remote_dir.to_path_buf(),
+            remote: FaultyRemoteStorage::new(FsRemoteStorage::new(remote_dir).unwrap()),
         }
     }
 
@@ -65,7 +69,7 @@ impl App {
         AttachmentQueue::builder(
             self.store().await,
             FsLocalStorage::new(self.local_dir()).unwrap(),
-            FsRemoteStorage::new(&self.remote_dir).unwrap(),
+            self.remote.clone(),
         )
         .sync_throttle(Duration::from_millis(10))
     }
