@@ -30,7 +30,14 @@ const POWERSYNC_DATA_PREFIXES: [&str; 2] = ["ps_data__", "ps_data_local__"];
 /// more reading, so none is lost: a reference added and removed between two readings still
 /// reaches the queue as the state it left. Each reading's `read_at` is taken before its query
 /// runs. Items are sorted by id; rows with a NULL id are skipped, and rows with an invalid id
-/// are skipped with a warning. An error is emitted as an `Err` item and the watch starts over.
+/// are skipped with a warning. A failed reading is emitted as an `Err` item (the queue reports
+/// it as an error event) and the next commit brings a new reading. The watched tables are
+/// found once, from SQLite's plan of the query; a query that cannot be planned (bad SQL, a
+/// missing table) ends the stream after its error, and the next `start_sync` tries again.
+///
+/// The query runs on a reader lease on a blocking thread, as the store's statements do; this
+/// is why the stream is built on `watch_tables` rather than `watch_statement`, which runs the
+/// query on the task that polls it.
 ///
 /// Writes made outside PowerSync's writer (another connection on the same file) are not
 /// notified by PowerSync, so they are seen at the next notified commit only.
