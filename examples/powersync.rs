@@ -15,7 +15,9 @@ use attachments::fs::{FsLocalStorage, FsRemoteStorage};
 use attachments::powersync::powersync::PowerSyncDatabase;
 use attachments::powersync::powersync::schema::{Column, Schema, Table};
 use attachments::powersync::rusqlite::Connection;
-use attachments::powersync::{PowerSyncStore, open_offline, watch_referenced_attachments};
+use attachments::powersync::{
+    PowerSyncStore, open_offline, sync_when_connected, watch_referenced_attachments,
+};
 use attachments::{
     Attachment, AttachmentEvent, AttachmentState, BoxError, PowerSyncAttachmentQueue, SaveFile,
     byte_stream_from,
@@ -73,6 +75,12 @@ async fn device(
     .watch_attachments(move || watch_referenced_attachments(watched.clone(), REFERENCED))
     .build()?;
     queue.start_sync().await?;
+    // A pass whenever PowerSync connects, since uploads can succeed again then (offline here,
+    // so it never fires; the task ends with the database).
+    let connected = queue.clone();
+    tokio::spawn(sync_when_connected(db.clone(), move || {
+        connected.trigger_sync()
+    }));
     Ok((db, queue))
 }
 
