@@ -76,7 +76,7 @@ async fn device(
     .build()?;
     queue.start_sync().await?;
     // A pass whenever PowerSync connects, since uploads can succeed again then (offline here,
-    // so it never fires; the task ends with the database).
+    // so it never fires; a real app aborts the task when it closes the database).
     let connected = queue.clone();
     tokio::spawn(sync_when_connected(db.clone(), move || {
         connected.trigger_sync()

@@ -187,7 +187,8 @@ fn tables_read_by(connection: &Connection, query: &str) -> Result<Vec<String>> {
 
 /// Calls `on_connected` every time PowerSync's status turns connected (from the status
 /// stream), since that is when uploads can succeed again; give it the queue's `trigger_sync`.
-/// Runs until the database is closed; spawn it.
+/// Spawn it, and abort it (through its `JoinHandle`) when the app closes the database: it
+/// holds a handle of the database, so the database stays open while it runs.
 ///
 /// "Connected" is [`is_connected`]; PowerSync 0.0.5's own flag alone is not enough.
 ///
