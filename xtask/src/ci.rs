@@ -16,6 +16,8 @@ const FACADE: &str = "attachments";
 pub(crate) fn ci() -> Result<(), String> {
     let started = Instant::now();
     step("format", || cargo(&["fmt", "--all", "--", "--check"]))?;
+    // clippy and the feature combinations build PowerSync's core extension (bindgen)
+    step("libclang", crate::libclang::ensure)?;
     step("clippy", || {
         cargo(&[
             "clippy",

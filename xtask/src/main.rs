@@ -27,6 +27,7 @@ mod ci;
 mod garage;
 mod interop;
 mod latency_proxy;
+mod libclang;
 mod moto;
 mod seaweedfs;
 
@@ -64,6 +65,8 @@ fn main() -> ExitCode {
 
 pub(crate) fn test(extra: &[String]) -> Result<(), String> {
     architecture::check_architecture()?;
+    // every feature is built, the PowerSync store's too
+    libclang::ensure()?;
     // crash safety first: 20 SIGKILLs of two syncing devices, then nothing may be lost
     let two_devices = ["--devices".to_owned(), "2".to_owned()];
     chaos::chaos(&chaos::ChaosOptions::parse(&two_devices)?, &target_dir())?;

@@ -1,12 +1,8 @@
-//! The lock file that keeps a second queue off a table.
-//!
-//! SQLite's own locks last one transaction; a queue holds its table for its whole life, so the
-//! store locks a file beside the database instead. `flock`-style locks (`File::try_lock`) are
-//! released by the OS when the holder dies, so a crashed process never leaves the table
-//! locked.
+//! Where the lock file that keeps a second queue off a table lives. The lock itself, and the
+//! file's name, are shared with every store of this table (`attachments_sql::lock`), so queues
+//! on different stores refuse each other too.
 
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use attachments_core::{Error, ErrorKind, ExclusiveLock, Result};
 use sqlx::sqlite::SqliteConnection;
@@ -28,38 +24,7 @@ pub(crate) async fn lock_path(
         .into_iter()
         .find(|(name, _)| name == "main")
         .map(|(_, file)| file)
-        .filter(|file| !file.is_empty())
-        .map(|file| PathBuf::from(format!("{file}.{table}.lock"))))
-}
-
-/// Take the lock at `path` without waiting.
-///
-/// # Errors
-/// `InUse` (not retryable) while another holder has it; the I/O error's kind when the file
-/// cannot be opened.
-pub(crate) fn lock(path: &Path) -> Result<ExclusiveLock> {
-    let file: File = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| Error::from_io(e, format!("opening lock file {}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(ExclusiveLock::new(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
-            ErrorKind::InUse,
-            format!(
-                "another attachment queue is using this database table (lock file {}); \
-                 close it first, or give this queue its own table",
-                path.display()
-            ),
-        )
-        .with_retryable(false)),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::from_io(e, format!("locking {}", path.display())))
-        }
-    }
+        .and_then(|file| attachments_sql::lock_file_path(&file, table)))
 }
 
 /// Tables of databases without a file that a queue of this process holds, by pool identity.

@@ -13,11 +13,6 @@ use tracing::warn;
 
 use crate::error::db_error;
 
-/// The one-row table that holds the last version the store gave any row of `table`.
-pub(crate) fn version_table(table: &str) -> String {
-    format!("_{table}_versions")
-}
-
 /// Run every pending migration of `table`, recorded in `migrations_table`.
 pub(crate) async fn migrate(
     pool: &SqlitePool,
@@ -36,48 +31,16 @@ pub(crate) async fn migrate(
     })
 }
 
-/// Every migration: version, description and SQL, with `{table}` for the table name. The SQL
-/// lives in files so that no reformatting of this source can change it: sqlx refuses to start
-/// on a database whose recorded checksum of a migration differs from the one it would run.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
-    (
-        1,
-        "create {table}",
-        include_str!("migrations/0001_create_table.sql"),
-    ),
-    // (state, timestamp) serves every query by state: a second index on state alone only
-    // cost a page write at every state change.
-    (
-        2,
-        "drop the redundant state index of {table}",
-        include_str!("migrations/0002_drop_state_index.sql"),
-    ),
-    (
-        3,
-        "a store-wide version counter for {table}",
-        include_str!("migrations/0003_version_counter.sql"),
-    ),
-    (
-        4,
-        "one row per filename in {table}",
-        include_str!("migrations/0004_unique_filename.sql"),
-    ),
-    (
-        5,
-        "an index of the queued rows of {table} by retry time",
-        include_str!("migrations/0005_queued_index.sql"),
-    ),
-];
-
 fn migrations(table: &str) -> Vec<Migration> {
-    MIGRATIONS
+    // The text is shared with every other store of this table (attachments-sql).
+    attachments_sql::MIGRATIONS
         .iter()
-        .map(|(version, description, sql)| {
+        .map(|migration| {
             Migration::new(
-                *version,
-                Cow::Owned(description.replace("{table}", table)),
+                migration.version,
+                Cow::Owned(migration.description_for(table)),
                 MigrationType::Simple,
-                AssertSqlSafe(sql.replace("{table}", table)).into_sql_str(),
+                AssertSqlSafe(migration.sql_for(table)).into_sql_str(),
                 false,
             )
         })

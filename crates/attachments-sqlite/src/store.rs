@@ -15,25 +15,13 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 use tracing::warn;
 
 use crate::error::db_error;
-use crate::migrations::version_table;
+use attachments_sql::{FIELDS, Statements, validate_table_name};
 
 /// The default table name, the one the PowerSync SDKs use.
 pub const DEFAULT_TABLE_NAME: &str = "attachments_queue";
 
 /// Rows per multi-row insert or update: 16 parameters each stays far below SQLite's 32,766.
 const WRITE_BATCH: usize = 500;
-
-/// Every column but `id` and `version`, in the order `bind_fields` binds them.
-const FIELDS: &str = "filename, local_uri, timestamp, size, media_type, state, has_synced, \
-                      meta_data, attempts, next_attempt_at, last_error, checksum, failed_state";
-
-const COLUMNS: &str = "id, filename, local_uri, timestamp, size, media_type, state, has_synced, \
-                       meta_data, attempts, next_attempt_at, last_error, checksum, version, \
-                       failed_state";
-
-/// The queued state codes, written exactly as in the partial index of migration 5: SQLite uses
-/// a partial index only for a query whose WHERE clause contains the index's own term.
-const QUEUED_TERM: &str = "state IN (0, 1, 2)";
 
 /// The attachment table in a SQLite database the app owns, through its `sqlx::SqlitePool`.
 ///
@@ -94,93 +82,6 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("table", &self.table)
             .finish_non_exhaustive()
-    }
-}
-
-/// Every statement, built once for the configured table name.
-struct Statements {
-    get: String,
-    list_all: String,
-    insert: String,
-    update: String,
-    delete: String,
-    /// The row that keeps an insert or update out: one with its id, or another with its
-    /// filename (the id first).
-    conflict: String,
-    /// The version the next write gives: `{next_version} + n` for the n-th row of a statement.
-    next_version: String,
-    due: [String; 2],
-    next_attempt: [String; 2],
-    count: String,
-    clear: String,
-}
-
-impl Statements {
-    fn new(table: &str) -> Self {
-        let next_version = format!(r#"(SELECT last_version FROM "{}")"#, version_table(table));
-        // INDEXED BY: without ANALYZE statistics (most apps never run it) SQLite judges
-        // `next_attempt_at IS NULL` unselective and may walk every queued row through
-        // (state, timestamp) instead. Naming the index also makes a statement that cannot use
-        // it fail to prepare rather than silently scan.
-        let queued = format!(r#""{table}" INDEXED BY "{table}_queued_next_attempt""#);
-        // [without downloads, with downloads]
-        let states = ["1, 2", "0, 1, 2"];
-        // NULL (never failed) and "at or before now" are each a range of the partial index
-        // (state, next_attempt_at); an OR of the two would not be.
-        let due = states.map(|states| {
-            format!(
-                r#"SELECT {COLUMNS} FROM {queued}
-                   WHERE {QUEUED_TERM} AND state IN ({states}) AND next_attempt_at IS NULL
-                   UNION ALL
-                   SELECT {COLUMNS} FROM {queued}
-                   WHERE {QUEUED_TERM} AND state IN ({states}) AND next_attempt_at <= ?1
-                   ORDER BY timestamp, id LIMIT ?2"#
-            )
-        });
-        // The first non-NULL entry of each state's part of the index: one seek per state.
-        let next_attempt = states.map(|states| {
-            let earliest: Vec<String> = states
-                .split(", ")
-                .map(|state| {
-                    format!(
-                        r#"SELECT (SELECT next_attempt_at FROM {queued}
-                               WHERE {QUEUED_TERM} AND state = {state}
-                                     AND next_attempt_at IS NOT NULL
-                               ORDER BY next_attempt_at LIMIT 1) AS at"#
-                    )
-                })
-                .collect();
-            format!("SELECT MIN(at) FROM ({})", earliest.join(" UNION ALL "))
-        });
-        Statements {
-            get: format!(r#"SELECT {COLUMNS} FROM "{table}" WHERE id = ?"#),
-            list_all: format!(r#"SELECT {COLUMNS} FROM "{table}""#),
-            // Both statements take the id first, then the fields in `bind_fields` order. A
-            // conflict on the id or the filename skips the row instead of failing the
-            // statement; the caller learns it from the missing RETURNING row.
-            insert: format!(
-                r#"INSERT INTO "{table}" (id, {FIELDS}, version)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-                           {next_version} + 1)
-                   ON CONFLICT DO NOTHING RETURNING version"#
-            ),
-            update: format!(
-                r#"UPDATE OR IGNORE "{table}"
-                   SET ({FIELDS}) = (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14),
-                       version = {next_version} + 1
-                   WHERE id = ?1 AND version = ?15 RETURNING version"#
-            ),
-            delete: format!(r#"DELETE FROM "{table}" WHERE id = ? AND version = ?"#),
-            conflict: format!(
-                r#"SELECT id FROM "{table}" WHERE id = ?1 OR filename = ?2
-                   ORDER BY id = ?1 DESC LIMIT 1"#
-            ),
-            next_version,
-            due,
-            next_attempt,
-            count: format!(r#"SELECT state, COUNT(*) FROM "{table}" GROUP BY state"#),
-            clear: format!(r#"DELETE FROM "{table}""#),
-        }
     }
 }
 
@@ -496,8 +397,7 @@ impl AttachmentStore for SqliteStore {
     async fn get_many(&self, ids: &[AttachmentId]) -> Result<Vec<Attachment>> {
         let mut found = Vec::new();
         for chunk in ids.chunks(WRITE_BATCH) {
-            let placeholders = vec!["?"; chunk.len()].join(", ");
-            let statement = format!("{} WHERE id IN ({placeholders})", self.sql.list_all);
+            let statement = self.sql.get_many(chunk.len());
             let mut query = sqlx::query(sql(&statement));
             for id in chunk {
                 query = query.bind(id.as_str());
@@ -512,13 +412,7 @@ impl AttachmentStore for SqliteStore {
     }
 
     async fn list(&self, states: Option<&[AttachmentState]>) -> Result<Vec<Attachment>> {
-        let mut query = self.sql.list_all.clone();
-        if let Some(states) = states {
-            // state codes come from our own enum: safe to inline
-            let codes: Vec<String> = states.iter().map(|s| s.code().to_string()).collect();
-            query.push_str(&format!(" WHERE state IN ({})", codes.join(", ")));
-        }
-        query.push_str(" ORDER BY timestamp, id");
+        let query = self.sql.list(states);
         let rows = sqlx::query(sql(&query))
             .fetch_all(&self.pool)
             .await
@@ -705,7 +599,7 @@ impl AttachmentStore for SqliteStore {
 
     fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
         match self.lock_path.as_deref() {
-            Some(path) => crate::lock::lock(path).map(Some),
+            Some(path) => attachments_sql::lock(path).map(Some),
             // no file to lock: no other process can open this database, but another queue of
             // this process can share the pool
             None => crate::lock::lock_in_process(self.pool_identity(), &self.table).map(Some),
@@ -763,22 +657,6 @@ fn bind_fields<'q>(query: SqliteQuery<'q>, row: &'q Attachment) -> Result<Sqlite
         .bind(&row.last_error)
         .bind(&row.checksum)
         .bind(row.failed_state.map(AttachmentState::code)))
-}
-
-fn validate_table_name(table: &str) -> Result<()> {
-    let mut chars = table.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok
-        || table.len() > 64
-        || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(Error::invalid_input(format!(
-            "table name must be 1 to 64 characters of [A-Za-z0-9_], not starting with a digit, got {table:?}"
-        )));
-    }
-    Ok(())
 }
 
 fn size_to_sql(size: Option<u64>) -> Result<Option<i64>> {

@@ -53,6 +53,22 @@ pub mod supabase {
     };
 }
 
+/// The store on a PowerSync app's database: PowerSync's own connections, update hooks in its
+/// write transaction, references from its table-update notifications.
+#[cfg(feature = "powersync")]
+#[cfg_attr(docsrs, doc(cfg(feature = "powersync")))]
+pub mod powersync {
+    #[doc(inline)]
+    pub use attachments_powersync::{
+        DEFAULT_TABLE_NAME, OfflineHttpClient, PowerSyncStore, is_connected, open_offline,
+        powersync, rusqlite, sync_when_connected, watch_referenced_attachments,
+    };
+}
+
+/// A queue on a PowerSync app's database.
+#[cfg(feature = "powersync")]
+pub type PowerSyncAttachmentQueue = AttachmentQueue<attachments_powersync::PowerSyncStore>;
+
 /// A queue on the embedded defaults: SQLite for state, a directory for local files.
 #[cfg(feature = "sqlite")]
 pub type SqliteAttachmentQueue = AttachmentQueue<attachments_sqlite::SqliteStore>;

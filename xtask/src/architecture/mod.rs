@@ -15,6 +15,9 @@ use workspace::{DependencyKind, Member, Workspace, load_workspace};
 const CORE: &str = "attachments-core";
 /// The test kit's package name.
 const TESTKIT: &str = "attachments-testkit";
+/// The SQL text (migrations, statements) and lock file shared by the SQLite stores whatever
+/// their driver: a part both use, so not an adapter (adapters know nothing of each other).
+const SHARED_SQL: &str = "attachments-sql";
 /// The facade's package name: the one crate that knows all the others.
 const FACADE: &str = "attachments";
 
@@ -53,7 +56,7 @@ const MAX_FILE_LINES: usize = 800;
 
 /// Files allowed over [`MAX_FILE_LINES`] for now, each with why. The check prints them on every
 /// run, so the list stays visible until it is empty.
-const OVERSIZED_FILE_EXCEPTIONS: [(&str, &str); 3] = [
+const OVERSIZED_FILE_EXCEPTIONS: [(&str, &str); 2] = [
     (
         "crates/attachments/tests/queue.rs",
         "scenario tests of the whole queue, to be split by concern",
@@ -61,10 +64,6 @@ const OVERSIZED_FILE_EXCEPTIONS: [(&str, &str); 3] = [
     (
         "crates/attachments-testkit/src/suites/store.rs",
         "one function per promise since issue 10; to be split by concern (versions, batches, hooks)",
-    ),
-    (
-        "crates/attachments-sqlite/src/store.rs",
-        "the store and all its SQL; to be split (statements, row mapping, the store)",
     ),
 ];
 

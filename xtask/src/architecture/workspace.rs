@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{CORE, FACADE, TESTKIT, THIRD_PARTY_ADAPTER_EXAMPLES};
+use super::{CORE, FACADE, SHARED_SQL, TESTKIT, THIRD_PARTY_ADAPTER_EXAMPLES};
 
 /// How a package depends on another (`cargo metadata`'s `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,8 @@ impl Member {
     /// An adapter: a library crate under `crates/` other than the core, the test kit and the
     /// facade (so a new adapter, such as a PowerSync one, is covered without a list to edit).
     pub(super) fn is_adapter(&self) -> bool {
-        self.dir.starts_with("crates/") && ![CORE, TESTKIT, FACADE].contains(&self.name.as_str())
+        self.dir.starts_with("crates/")
+            && ![CORE, SHARED_SQL, TESTKIT, FACADE].contains(&self.name.as_str())
     }
 
     /// A program written against the library: an example or a tool.

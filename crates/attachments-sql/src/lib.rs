@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+mod lock;
+mod migrations;
+mod statements;
+
+pub use lock::{lock, lock_file_path};
+pub use migrations::{MIGRATIONS, Migration};
+pub use statements::{
+    COLUMNS, FIELDS, QUEUED_TERM, Statements, validate_table_name, version_table,
+};
