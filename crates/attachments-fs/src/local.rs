@@ -123,11 +123,60 @@ impl FsLocalStorage {
         Ok(self.root.join(path))
     }
 
+    /// Write `path` as [`LocalStorage::write`] does, with a temp file whose name starts with
+    /// `tag`, so [`remove_temp_files_tagged`](Self::remove_temp_files_tagged) can find the temp
+    /// files an earlier, killed process left for the same path.
+    pub(crate) async fn write_tagged(
+        &self,
+        path: &str,
+        data: ByteStream,
+        tag: &str,
+    ) -> Result<u64> {
+        self.write_file_tagged(path, data, Target::Final(SyncDirectory::Yes), tag)
+            .await
+    }
+
+    /// Remove the temp files whose names start with `tag`, but for writes in progress in this
+    /// process; return how many.
+    pub(crate) async fn remove_temp_files_tagged(&self, tag: &str) -> Result<u64> {
+        let (root, active, tag) = (
+            self.root.clone(),
+            Arc::clone(&self.active_temp_files),
+            tag.to_owned(),
+        );
+        blocking(move || {
+            hidden::remove_temp_files(&root, |path| {
+                let tagged = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(&tag));
+                // "in progress" keeps a file: ours still being written, or another path's
+                !tagged
+                    || active
+                        .lock()
+                        .expect("temp set lock poisoned")
+                        .contains(path)
+            })
+        })
+        .await
+    }
+
     /// Write through a temp file, synced and renamed to `target`.
-    async fn write_file(&self, path: &str, mut data: ByteStream, target: Target) -> Result<u64> {
+    async fn write_file(&self, path: &str, data: ByteStream, target: Target) -> Result<u64> {
+        self.write_file_tagged(path, data, target, "").await
+    }
+
+    /// [`write_file`](Self::write_file) with a temp file named `{tag}{prefix}-{n}.part`.
+    async fn write_file_tagged(
+        &self,
+        path: &str,
+        mut data: ByteStream,
+        target: Target,
+        tag: &str,
+    ) -> Result<u64> {
         check_name(path)?;
         let temp_path = self.root.join(TEMP_DIR).join(format!(
-            "{}-{}{TEMP_SUFFIX}",
+            "{tag}{}-{}{TEMP_SUFFIX}",
             self.temp_prefix,
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));

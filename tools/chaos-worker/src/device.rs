@@ -82,8 +82,24 @@ impl OpenRemote {
     }
 }
 
-/// The app's database of a device, with the app's own table.
+/// The app's database of a device, with the app's own table. Both devices open the author's
+/// database at start, while the author may be migrating it: a `database is locked` that
+/// SQLite's busy handler does not wait out (a deferred transaction that must upgrade) is tried
+/// again, a bounded number of times, as an app's start-up would.
 pub(crate) async fn app_database(dir: &Path) -> Result<SqlitePool, BoxError> {
+    let mut tries = 0;
+    loop {
+        match open_app_database(dir).await {
+            Err(error) if tries < 50 && error.to_string().contains("database is locked") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn open_app_database(dir: &Path) -> Result<SqlitePool, BoxError> {
     std::fs::create_dir_all(dir)?;
     let options = SqliteConnectOptions::new()
         .filename(dir.join("app.db"))
@@ -122,29 +138,37 @@ pub(crate) async fn open_queue(
     remote: Arc<dyn RemoteStorage>,
 ) -> Result<(SqlitePool, SqliteAttachmentQueue), BoxError> {
     let pool = app_database(dir).await?;
-    let builder = SqliteAttachmentQueue::builder(
-        SqliteStore::new(pool.clone()).await?,
-        FsLocalStorage::new(files_dir(dir))?,
-        remote,
-    )
-    .sync_throttle(Duration::from_millis(10))
-    .max_concurrency(4)
-    // a small cache, so that eviction runs under the kills too
-    .archived_cache_limit(5)
-    .retry(RetryPolicy {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        ..RetryPolicy::default()
-    })
-    .watch_attachments(move || {
-        watch_referenced_attachments_with(
-            references.clone(),
-            "SELECT id, 'bin' AS file_extension FROM items",
-            WatchOptions {
-                poll_interval: Duration::from_millis(20),
-            },
-        )
-    });
+    let mut tries = 0;
+    let store = loop {
+        // the store's migrations meet the other device's start-up the same way
+        match SqliteStore::new(pool.clone()).await {
+            Err(error) if tries < 50 && error.to_string().contains("database is locked") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => break result?,
+        }
+    };
+    let builder =
+        SqliteAttachmentQueue::builder(store, FsLocalStorage::new(files_dir(dir))?, remote)
+            .sync_throttle(Duration::from_millis(10))
+            .max_concurrency(4)
+            // a small cache, so that eviction runs under the kills too
+            .archived_cache_limit(5)
+            .retry(RetryPolicy {
+                initial_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(200),
+                ..RetryPolicy::default()
+            })
+            .watch_attachments(move || {
+                watch_referenced_attachments_with(
+                    references.clone(),
+                    "SELECT id, 'bin' AS file_extension FROM items",
+                    WatchOptions {
+                        poll_interval: Duration::from_millis(20),
+                    },
+                )
+            });
     Ok((pool, build(builder)?))
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use attachments::{
     Attachment, AttachmentEvent, AttachmentId, AttachmentState, AttachmentStore, BoxError,
-    ErrorKind, RemoteStorage, SqliteAttachmentQueue,
+    ErrorKind, RemoteStorage, SqliteAttachmentQueue, WatchedAttachmentItem,
 };
 
 use crate::content::{file_checksum, stream_checksum};
@@ -42,6 +42,24 @@ struct Tally {
 }
 
 /// Passes until nothing is queued, or until nothing has changed for `NO_PROGRESS_LIMIT`.
+/// The references as the app's table holds them now, pushed to `queue` as a reading taken now:
+/// the drain then judges every row against the final references, not against whatever reading
+/// the watcher happened to deliver before the last kill.
+async fn settle_references(
+    queue: &SqliteAttachmentQueue,
+    references: &sqlx::SqlitePool,
+) -> Result<(), BoxError> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM items")
+        .fetch_all(references)
+        .await?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        items.push(WatchedAttachmentItem::new(AttachmentId::new(id)?).with_file_extension("bin"));
+    }
+    queue.set_referenced(items).await?;
+    Ok(())
+}
+
 async fn drain(queue: &SqliteAttachmentQueue, device: &str) -> Result<(), BoxError> {
     let mut events = queue.subscribe();
     queue.trigger_sync();
@@ -393,6 +411,10 @@ pub(crate) async fn verify(
     let references = app_database(author_dir).await?;
     let (_pool, author) = open_queue(author_dir, references.clone(), remote.storage()).await?;
     author.start_sync().await?;
+    settle_references(&author, &references).await?;
+    drain(&author, "author").await?;
+    // outcomes written by the drain are judged against the same final references
+    settle_references(&author, &references).await?;
     drain(&author, "author").await?;
     author.stop_sync().await;
     let author_rows = author.store().list(None).await?;
@@ -408,6 +430,9 @@ pub(crate) async fn verify(
     if let Some(reader_dir) = reader_dir {
         let (_pool, reader) = open_queue(reader_dir, references.clone(), remote.storage()).await?;
         reader.start_sync().await?;
+        settle_references(&reader, &references).await?;
+        drain(&reader, "reader").await?;
+        settle_references(&reader, &references).await?;
         drain(&reader, "reader").await?;
         reader.stop_sync().await;
         let reader_rows = reader.store().list(None).await?;
