@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod dirsync;
 mod hidden;
 mod local;
 mod remote;

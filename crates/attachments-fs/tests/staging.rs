@@ -114,23 +114,34 @@ async fn promoting_onto_a_directory_fails_and_keeps_the_file_staged() {
 }
 
 #[tokio::test]
-async fn writing_where_a_directory_stands_is_refused_before_reading_the_stream() {
+async fn writing_where_a_directory_stands_is_refused_whatever_the_stream_does() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FsLocalStorage::new(dir.path()).unwrap();
     std::fs::create_dir(dir.path().join("a.jpg")).unwrap();
-    // a stream that fails when read: the refusal must come first
-    let err = storage
-        .write("a.jpg", failing_stream(1, 10))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    // a stream that fails when read, or one that does not: the refusal is what is reported
+    for stream in [failing_stream(1, 10), bytes("fine")] {
+        let err = storage.write("a.jpg", stream).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    }
     storage.write_staged("b/c.jpg", bytes("x")).await.unwrap();
-    let err = storage
-        .write_staged("b", failing_stream(2, 10))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    for stream in [failing_stream(2, 10), bytes("fine")] {
+        let err = storage.write_staged("b", stream).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    }
     assert_eq!(storage.list_staged().await.unwrap(), ["b/c.jpg"]);
+    assert!(
+        dir.path().join("a.jpg").is_dir(),
+        "the directory is left alone"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".attachments-tmp"))
+            .unwrap()
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".part"))
+            .count(),
+        0,
+        "no temp file stays"
+    );
 }
 
 #[cfg(unix)]

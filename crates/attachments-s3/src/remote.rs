@@ -12,6 +12,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{
@@ -133,6 +134,9 @@ impl S3RemoteStorage {
             .region(Region::new(config.region.clone()))
             .force_path_style(config.force_path_style)
             .retry_config(RetryConfig::disabled())
+            // The queue fails a transfer that moves no byte for `transfer_timeout`; the SDK's
+            // own throughput check would only add timers to every request and body.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .request_checksum_calculation(request_checksums)
             .response_checksum_validation(response_checksums);
         if let Some(endpoint) = &config.endpoint_url {
@@ -677,5 +681,24 @@ mod tests {
         assert_eq!(part_size_for(five, None), 5 * 1024 * 1024);
         // 100 GiB needs parts of at least 10.24 MiB: 11 MiB
         assert_eq!(part_size_for(five, Some(100 << 30)), 11 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_client_built_from_settings_leaves_stall_detection_to_the_queue() {
+        let storage = S3RemoteStorage::from_config(
+            S3Config::new("photos")
+                .endpoint_url("http://127.0.0.1:9")
+                .credentials(crate::S3Credentials::new("key", "secret")),
+        )
+        .await
+        .unwrap();
+        // the queue's `transfer_timeout` watchdog fails a transfer that moves no byte; the
+        // SDK's check would only add timers to every request
+        let stall = storage
+            .client()
+            .config()
+            .stalled_stream_protection()
+            .cloned();
+        assert!(stall.is_some_and(|config| !config.is_enabled()));
     }
 }
