@@ -13,7 +13,10 @@ use attachments_core::{Attachment, Error, ErrorKind, Result, RowChange};
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::oneshot;
 
-use crate::store::SqliteStore;
+use crate::error::db_error;
+use crate::store::{SqliteStore, bind_fields, sql};
+use attachments_sql::FIELDS;
+use sqlx::Row;
 
 /// Rows inserted per statement at most (SQLite binds at most 32,766 parameters; a row has 15).
 const GROUP_LIMIT: usize = 500;
@@ -55,6 +58,43 @@ impl PendingInserts {
 }
 
 impl SqliteStore {
+    /// Insert `rows` (distinct ids) in one statement; the version each new row got, `None` for
+    /// a row whose id or filename is taken (also by an earlier row of `rows`), which is
+    /// skipped.
+    pub(crate) async fn insert_rows(
+        &self,
+        connection: &mut SqliteConnection,
+        rows: &[&Attachment],
+    ) -> Result<Vec<Option<i64>>> {
+        let one = format!(
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {} + ?)",
+            self.sql.next_version
+        );
+        let values = vec![one.as_str(); rows.len()].join(", ");
+        let statement = format!(
+            r#"INSERT INTO "{}" (id, {FIELDS}, version) VALUES {values}
+               ON CONFLICT DO NOTHING RETURNING id, version"#,
+            self.table
+        );
+        let mut query = sqlx::query(sql(&statement));
+        for (place, row) in (1_i64..).zip(rows) {
+            query = bind_fields(query.bind(row.id.as_str()), row)?.bind(place);
+        }
+        let what = "inserting attachments";
+        let inserted: std::collections::HashMap<String, i64> = query
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(|e| db_error(e, what))?
+            .iter()
+            .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| db_error(e, what))?;
+        Ok(rows
+            .iter()
+            .map(|row| inserted.get(row.id.as_str()).copied())
+            .collect())
+    }
+
     /// Insert `row` (no hook), with the rows of other saves waiting at the same time.
     pub(crate) async fn insert_grouped(&self, row: Attachment) -> Result<Attachment> {
         let (ticket, answer) = self.pending_inserts.push(row);

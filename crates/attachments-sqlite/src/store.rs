@@ -67,7 +67,7 @@ const WRITE_BATCH: usize = 500;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    table: Arc<str>,
+    pub(crate) table: Arc<str>,
     pub(crate) sql: Arc<Statements>,
     /// The store's own write connection, taken out of the pool once. Every write of the store
     /// goes through it, one at a time: writers of this process (a save, a transfer outcome)
@@ -88,7 +88,7 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-fn sql(text: &str) -> impl SqlSafeStr {
+pub(crate) fn sql(text: &str) -> impl SqlSafeStr {
     // The only dynamic part of any statement is the table name, validated in `with_table`.
     AssertSqlSafe(text.to_owned())
 }
@@ -330,43 +330,6 @@ impl SqliteStore {
             .collect();
         let versions = self.insert_rows(connection, &rows).await?;
         Ok(versions.iter().map(Option::is_some).collect())
-    }
-
-    /// Insert `rows` (distinct ids) in one statement; the version each new row got, `None` for
-    /// a row whose id or filename is taken (also by an earlier row of `rows`), which is
-    /// skipped.
-    pub(crate) async fn insert_rows(
-        &self,
-        connection: &mut SqliteConnection,
-        rows: &[&Attachment],
-    ) -> Result<Vec<Option<i64>>> {
-        let one = format!(
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {} + ?)",
-            self.sql.next_version
-        );
-        let values = vec![one.as_str(); rows.len()].join(", ");
-        let statement = format!(
-            r#"INSERT INTO "{}" (id, {FIELDS}, version) VALUES {values}
-               ON CONFLICT DO NOTHING RETURNING id, version"#,
-            self.table
-        );
-        let mut query = sqlx::query(sql(&statement));
-        for (place, row) in (1_i64..).zip(rows) {
-            query = bind_fields(query.bind(row.id.as_str()), row)?.bind(place);
-        }
-        let what = "inserting attachments";
-        let inserted: std::collections::HashMap<String, i64> = query
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(|e| db_error(e, what))?
-            .iter()
-            .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| db_error(e, what))?;
-        Ok(rows
-            .iter()
-            .map(|row| inserted.get(row.id.as_str()).copied())
-            .collect())
     }
 }
 
@@ -654,10 +617,14 @@ async fn run_hook(
     })
 }
 
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+pub(crate) type SqliteQuery<'q> =
+    sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// Bind every column but `id` and `version`, in `FIELDS` order.
-fn bind_fields<'q>(query: SqliteQuery<'q>, row: &'q Attachment) -> Result<SqliteQuery<'q>> {
+pub(crate) fn bind_fields<'q>(
+    query: SqliteQuery<'q>,
+    row: &'q Attachment,
+) -> Result<SqliteQuery<'q>> {
     Ok(query
         .bind(&row.filename)
         .bind(&row.local_uri)
