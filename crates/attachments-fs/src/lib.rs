@@ -3,6 +3,7 @@
 mod dirsync;
 mod hidden;
 mod local;
+mod promote;
 mod remote;
 mod writer;
 

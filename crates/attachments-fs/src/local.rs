@@ -14,6 +14,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::dirsync::SharedWrites;
 use crate::hidden::{self, Found, TEMP_DIR, TEMP_SUFFIX, check_name, staged_parts};
+use crate::promote::Promotions;
 use crate::writer::{BlockWriter, WRITE_BUFFER, blocking, write_all_at};
 
 /// Chunk size when streaming a file out: every read is a trip to the blocking thread pool, so
@@ -76,6 +77,8 @@ pub struct FsLocalStorage {
     active_temp_files: Arc<Mutex<HashSet<PathBuf>>>,
     /// The file-creation lock and the directory syncs the writes share.
     shared: Arc<SharedWrites>,
+    /// Promotions waiting for the blocking thread that does them.
+    promotions: Arc<Promotions>,
 }
 
 /// Where a write ends: at its final path (with or without a directory sync), or staged.
@@ -109,6 +112,7 @@ impl FsLocalStorage {
             temp_counter: Arc::default(),
             active_temp_files: Arc::default(),
             shared: Arc::new(SharedWrites::new(&root)),
+            promotions: Arc::default(),
             root,
         })
     }
@@ -326,6 +330,22 @@ fn finish_temp(
         Target::Final(sync) => move_into_place(root, name, temp_path, sync, shared),
         Target::Staged => move_into_staging(root, name, temp_path, shared),
     }
+}
+
+/// Move the staged file `name` to its path, without syncing the directory it entered: return
+/// that directory, which the caller syncs before it reports the promotion done.
+pub(crate) fn promote_unsynced(root: &Path, name: &str, shared: &SharedWrites) -> Result<PathBuf> {
+    let parts = staged_parts(name);
+    let (source, found) = hidden::inspect(root, &parts)?;
+    if !matches!(found, Found::File(_)) {
+        return Err(Error::not_found(format!("nothing is staged as {name:?}")));
+    }
+    // Only the directory entered is synced: if a power cut undid the removal from the staging
+    // area, the file would be in both places, and start-up promotes it again.
+    move_into_place(root, name, &source, SyncDirectory::No, shared)?;
+    hidden::remove_empty_dirs(root, &parts[..parts.len() - 1], HIDDEN_PREFIX_LEN);
+    let destination = root.join(name);
+    Ok(destination.parent().unwrap_or(root).to_path_buf())
 }
 
 /// Refuse a final path that leaves the root or where a directory stands.
@@ -569,11 +589,16 @@ impl LocalStorage for FsLocalStorage {
         let full = self.resolve(path)?;
         let (root, name) = (self.root.clone(), path.to_owned());
         blocking(move || {
-            confine(&root, &name, &full)?;
-            match std::fs::metadata(&full) {
-                Ok(metadata) => Ok(metadata.is_file()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
+            // `confine` looked at every component: missing is missing, and a link (inside the
+            // root) is followed to what it names
+            match confine(&root, &name, &full)? {
+                None => Ok(false),
+                Some(metadata) if !metadata.file_type().is_symlink() => Ok(metadata.is_file()),
+                Some(_) => match std::fs::metadata(&full) {
+                    Ok(metadata) => Ok(metadata.is_file()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
+                },
             }
         })
         .await
@@ -607,20 +632,11 @@ impl LocalStorage for FsLocalStorage {
 
     async fn promote_staged(&self, path: &str) -> Result<()> {
         check_name(path)?;
-        let (root, name, shared) = (self.root.clone(), path.to_owned(), Arc::clone(&self.shared));
-        blocking(move || {
-            let parts = staged_parts(&name);
-            let (source, found) = hidden::inspect(&root, &parts)?;
-            if !matches!(found, Found::File(_)) {
-                return Err(Error::not_found(format!("nothing is staged as {name:?}")));
-            }
-            // Only the directory entered is synced: if a power cut undid the removal from the
-            // staging area, the file would be in both places, and start-up promotes it again.
-            move_into_place(&root, &name, &source, SyncDirectory::Yes, &shared)?;
-            hidden::remove_empty_dirs(&root, &parts[..parts.len() - 1], HIDDEN_PREFIX_LEN);
-            Ok(())
-        })
-        .await
+        // with the promotions of other saves pending at the same time: one trip to the
+        // blocking pool and one directory sync for all of them
+        self.promotions
+            .promote(&self.root, path, &self.shared)
+            .await
     }
 
     async fn stage_existing(&self, path: &str) -> Result<bool> {

@@ -247,3 +247,43 @@ async fn a_fifo_at_a_stored_or_staged_path_is_not_a_file_and_never_hangs_a_read(
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(storage.list_staged().await.unwrap(), ["real.bin"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn promotions_at_the_same_time_each_end_as_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsLocalStorage::new(dir.path()).unwrap();
+    let mut names: Vec<String> = (0..40).map(|n| format!("file-{n}.jpg")).collect();
+    names.push("photos/nested.jpg".to_owned());
+    for name in &names {
+        storage.write_staged(name, bytes(name)).await.unwrap();
+    }
+    // a directory of the app in the way of one, and one never staged
+    std::fs::create_dir(dir.path().join("file-3.jpg")).unwrap();
+    names.push("never-staged.jpg".to_owned());
+    let promotions: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (storage, name) = (storage.clone(), name.clone());
+            tokio::spawn(async move { (name.clone(), storage.promote_staged(&name).await) })
+        })
+        .collect();
+    for promotion in promotions {
+        let (name, result) = promotion.await.unwrap();
+        match name.as_str() {
+            "file-3.jpg" => {
+                assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyExists);
+                // still staged, untouched
+                assert_eq!(staged_contents(&storage, &name).await, name.as_bytes());
+            }
+            "never-staged.jpg" => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotFound),
+            _ => {
+                result.unwrap();
+                assert_eq!(
+                    std::fs::read(dir.path().join(&name)).unwrap(),
+                    name.as_bytes()
+                );
+            }
+        }
+    }
+    assert_eq!(storage.list_staged().await.unwrap(), ["file-3.jpg"]);
+}
