@@ -95,6 +95,8 @@ impl S3Server {
             ("AWS_ACCESS_KEY_ID", self.access_key.as_str()),
             ("AWS_SECRET_ACCESS_KEY", self.secret_key.as_str()),
             ("AWS_REGION", self.region.as_str()),
+            // no config file: the remote is all in these variables (and rclone says so once)
+            ("RCLONE_CONFIG", "/dev/null"),
             ("RCLONE_CONFIG_SW_TYPE", "s3"),
             ("RCLONE_CONFIG_SW_PROVIDER", provider),
             ("RCLONE_CONFIG_SW_ENDPOINT", self.endpoint.as_str()),
