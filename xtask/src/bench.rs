@@ -227,7 +227,12 @@ fn run(bench: &Bench, selected: &[&str], quick: bool) -> Result<(), String> {
         sizes.startup_rows,
     );
     let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{}", results.render(&title));
+    if results.is_empty() {
+        // `--scenario idle-backlog` alone: its own table follows
+        let _ = writeln!(out, "\n{title}");
+    } else {
+        let _ = write!(out, "{}", results.render(&title));
+    }
     if !idle.is_empty() {
         backlog::report_idle_backlog(&idle);
     }

@@ -81,6 +81,10 @@ impl Results {
             .push(value);
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
     pub(crate) fn samples(&self, scenario: &str, metric: &str, tool: &str) -> Option<&[f64]> {
         self.samples
             .get(&(scenario.to_owned(), metric.to_owned(), tool.to_owned()))
