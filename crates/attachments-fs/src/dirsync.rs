@@ -20,7 +20,7 @@ use crate::hidden::{self, STAGED_DIR, TEMP_DIR};
 pub(crate) struct SharedWrites {
     /// Held while a temp file is created. Creating a file holds its directory's lock in the
     /// kernel while it finds a free inode, which can take long on a busy file system; other
-    /// creators in the same directory spin on that lock and burn CPU (a fifth of the queue's
+    /// creators in the same directory spin on that lock and burn CPU (a tenth of the queue's
     /// CPU time when saving 16 small files at once, measured with `perf`). Waiting here
     /// instead puts them to sleep.
     create: Mutex<()>,
