@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod dirsync;
 mod hidden;
 mod local;
+mod promote;
 mod remote;
 mod writer;
 
