@@ -28,13 +28,16 @@ use attachments::s3::{S3Config, S3RemoteStorage};
 use attachments::sqlite::SqliteStore;
 use attachments::{
     Attachment, AttachmentEvent, AttachmentId, AttachmentState, AttachmentStore, BoxError,
-    LocalStorage, RemoteStorage, RowChange, SaveFile, SqliteAttachmentQueue, WatchedAttachmentItem,
+    ByteStream, Bytes, LocalStorage, RemoteStorage, RowChange, SaveFile, SqliteAttachmentQueue,
+    WatchedAttachmentItem,
 };
 use attachments_testkit::{MemoryLocalStorage, MemoryRemoteStorage, patterned_stream};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// How many `save_file` calls the upload scenario keeps in flight.
 const SAVES_AT_ONCE: usize = 16;
+/// Source files up to this size are read whole before `save_file`, as an app would.
+const READ_WHOLE_UP_TO: u64 = 1 << 20;
 
 struct Args {
     command: String,
@@ -152,11 +155,17 @@ async fn upload(args: &Args) -> Result<String, BoxError> {
         .map(|path| {
             let queue = queue.clone();
             async move {
-                let file = tokio::fs::File::open(path).await?;
-                let stream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                    file,
-                    256 * 1024,
-                ));
+                // as an app would: a small file read whole, a large one streamed
+                let stream: ByteStream =
+                    if tokio::fs::metadata(path).await?.len() <= READ_WHOLE_UP_TO {
+                        let bytes = Bytes::from(tokio::fs::read(path).await?);
+                        Box::pin(futures_util::stream::iter([Ok(bytes)]))
+                    } else {
+                        Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                            tokio::fs::File::open(path).await?,
+                            256 * 1024,
+                        ))
+                    };
                 let saved = queue
                     .save_file(SaveFile::new(stream).file_extension("bin"))
                     .await?;
