@@ -2,6 +2,7 @@
 
 mod hidden;
 mod local;
+mod parts;
 mod remote;
 mod writer;
 

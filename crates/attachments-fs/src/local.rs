@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use attachments_core::{ByteStream, Error, ErrorKind, ExclusiveLock, LocalStorage, Result};
+use attachments_core::{
+    ByteStream, Error, ErrorKind, ExclusiveLock, LocalStorage, Result, StagedParts,
+};
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
@@ -77,14 +79,14 @@ pub struct FsLocalStorage {
 
 /// Where a write ends: at its final path (with or without a directory sync), or staged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Final(SyncDirectory),
     Staged,
 }
 
 /// Whether a write waits for its directory entry to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SyncDirectory {
+pub(crate) enum SyncDirectory {
     Yes,
     No,
 }
@@ -161,19 +163,14 @@ impl FsLocalStorage {
         .await
     }
 
-    /// Write through a temp file, synced and renamed to `target`.
-    async fn write_file(&self, path: &str, data: ByteStream, target: Target) -> Result<u64> {
-        self.write_file_tagged(path, data, target, "").await
-    }
-
-    /// [`write_file`](Self::write_file) with a temp file named `{tag}{prefix}-{n}.part`.
-    async fn write_file_tagged(
+    /// Create the temp file of a write of `path` that ends at `target`, named
+    /// `{tag}{prefix}-{n}.part`; it is removed when the returned guard is dropped, unless kept.
+    pub(crate) async fn open_temp(
         &self,
         path: &str,
-        mut data: ByteStream,
         target: Target,
         tag: &str,
-    ) -> Result<u64> {
+    ) -> Result<(std::fs::File, TempFile)> {
         check_name(path)?;
         let temp_path = self.root.join(TEMP_DIR).join(format!(
             "{tag}{}-{}{TEMP_SUFFIX}",
@@ -185,7 +182,7 @@ impl FsLocalStorage {
             .lock()
             .expect("temp set lock poisoned")
             .insert(temp_path.clone());
-        let mut temp = TempFile {
+        let temp = TempFile {
             path: temp_path.clone(),
             active: Arc::clone(&self.active_temp_files),
             keep: false,
@@ -200,14 +197,33 @@ impl FsLocalStorage {
             }
             hidden::ensure_dirs(&root, &[TEMP_DIR])?;
             // `create_new` never opens an existing entry, so never a link planted at this name
+            // readable too: a file written in parts is read back to be hashed
             std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
                 .create_new(true)
                 .open(&created)
                 .map_err(|e| Error::from_io(e, format!("creating a temp file for {name:?}")))
         })
         .await?;
+        Ok((file, temp))
+    }
 
+    /// Write through a temp file, synced and renamed to `target`.
+    async fn write_file(&self, path: &str, data: ByteStream, target: Target) -> Result<u64> {
+        self.write_file_tagged(path, data, target, "").await
+    }
+
+    /// [`write_file`](Self::write_file) with a temp file named `{tag}{prefix}-{n}.part`.
+    async fn write_file_tagged(
+        &self,
+        path: &str,
+        mut data: ByteStream,
+        target: Target,
+        tag: &str,
+    ) -> Result<u64> {
+        let (file, mut temp) = self.open_temp(path, target, tag).await?;
+        let temp_path = temp.path.clone();
         let mut writer = BlockWriter::new(file, path);
         let mut written = 0u64;
         while let Some(chunk) = data.next().await {
@@ -292,7 +308,7 @@ fn move_into_place(root: &Path, name: &str, source: &Path, sync: SyncDirectory) 
 
 /// Rename `source` (a temp file or a stored file) to the staged file `name`, creating its
 /// directories in the staging area, and sync the directory it entered.
-fn move_into_staging(root: &Path, name: &str, source: &Path) -> Result<()> {
+pub(crate) fn move_into_staging(root: &Path, name: &str, source: &Path) -> Result<()> {
     let parts = staged_parts(name);
     let (_, dirs) = parts.split_last().expect("a staged name has a component");
     // A promote or discard of a sibling may remove an emptied directory between its creation
@@ -317,7 +333,7 @@ fn move_into_staging(root: &Path, name: &str, source: &Path) -> Result<()> {
 /// `path` is already validated (relative, no `..`), so only a symbolic link below the root can
 /// lead out. Each existing component is looked at without following links (one `lstat`); a
 /// link is resolved and must stay inside the root.
-fn confine(root: &Path, path: &str, full: &Path) -> Result<()> {
+pub(crate) fn confine(root: &Path, path: &str, full: &Path) -> Result<()> {
     let relative = full.strip_prefix(root).unwrap_or(Path::new(path));
     let mut current = root.to_path_buf();
     for component in relative.components() {
@@ -364,10 +380,10 @@ enum Opened {
 }
 
 /// Removes a temporary file when a write does not finish (error, panic or a dropped future).
-struct TempFile {
-    path: PathBuf,
+pub(crate) struct TempFile {
+    pub(crate) path: PathBuf,
     active: Arc<Mutex<HashSet<PathBuf>>>,
-    keep: bool,
+    pub(crate) keep: bool,
 }
 
 impl Drop for TempFile {
@@ -589,6 +605,15 @@ impl LocalStorage for FsLocalStorage {
     async fn list_staged(&self) -> Result<Vec<String>> {
         let root = self.root.clone();
         blocking(move || hidden::list_staged(&root)).await
+    }
+
+    async fn create_staged_parts(
+        &self,
+        path: &str,
+        size: u64,
+    ) -> Result<Option<Box<dyn StagedParts>>> {
+        let parts = crate::parts::FsStagedParts::create(self, path, size).await?;
+        Ok(Some(Box::new(parts)))
     }
 
     fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
