@@ -143,34 +143,42 @@ impl<S: AttachmentStore> Engine<S> {
                 Ok(index)
             }
         };
-        let mut in_flight = FuturesUnordered::new();
-        in_flight.push(fetch(0, Some(first)));
-        let mut next = 1;
-        loop {
-            while next < ranges.len()
-                && in_flight.len() < concurrency
-                && next < *hashed_rx.borrow() + window
-            {
-                in_flight.push(fetch(next, None));
-                next += 1;
-            }
-            if in_flight.is_empty() && next == ranges.len() {
-                break;
-            }
-            tokio::select! {
-                Some(landed) = in_flight.next(), if !in_flight.is_empty() => {
-                    // the hasher stopped early: its result says why
-                    if landed_tx.send(landed?).is_err() {
-                        break;
-                    }
+        let fetched: Result<()> = async {
+            let mut in_flight = FuturesUnordered::new();
+            in_flight.push(fetch(0, Some(first)));
+            let mut next = 1;
+            loop {
+                while next < ranges.len()
+                    && in_flight.len() < concurrency
+                    && next < *hashed_rx.borrow() + window
+                {
+                    in_flight.push(fetch(next, None));
+                    next += 1;
                 }
-                changed = hashed_rx.changed() => if changed.is_err() {
+                if in_flight.is_empty() && next == ranges.len() {
                     break;
-                },
+                }
+                tokio::select! {
+                    Some(landed) = in_flight.next(), if !in_flight.is_empty() => {
+                        // the hasher stopped early: its result says why
+                        if landed_tx.send(landed?).is_err() {
+                            break;
+                        }
+                    }
+                    changed = hashed_rx.changed() => if changed.is_err() {
+                        break;
+                    },
+                }
             }
+            Ok(())
         }
+        .await;
         drop(landed_tx);
-        drop(in_flight);
+        if let Err(error) = fetched {
+            // the hasher holds the file open: it is gone when this returns
+            hasher.stop().await;
+            return Err(error);
+        }
         hasher.join().await
     }
 }
@@ -255,6 +263,12 @@ fn short_range(name: &str, range: &Range<u64>, written: u64) -> Error {
 struct AbortOnDrop(tokio::task::JoinHandle<Result<String>>);
 
 impl AbortOnDrop {
+    /// Stop the task and wait until it is gone.
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+
     async fn join(mut self) -> Result<String> {
         (&mut self.0)
             .await
