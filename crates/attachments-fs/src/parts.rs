@@ -69,7 +69,7 @@ impl StagedParts for FsStagedParts {
             let chunk = chunk.map_err(Error::from)?;
             written += chunk.len() as u64;
             self.check_range(offset, written)?;
-            writer.push(chunk).await?;
+            writer.push_to_part(chunk).await?;
         }
         writer.finish_part().await?;
         Ok(written)

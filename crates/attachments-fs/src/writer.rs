@@ -18,6 +18,10 @@ const WRITES_IN_FLIGHT: usize = 4;
 /// by side already, and each write in flight holds a block in memory.
 const PART_WRITES_IN_FLIGHT: usize = 2;
 
+/// The block size of a part: several parts are written side by side, each with a block
+/// filling and `PART_WRITES_IN_FLIGHT` being written, so blocks are smaller than one file's.
+const PART_BLOCK: usize = 512 * 1024;
+
 /// A big file is synced to disk every this many bytes as it is written (on a second handle, in
 /// the background), not only at the end: the disk works while the stream is still being read,
 /// and the final sync has little left to do.
@@ -114,6 +118,26 @@ impl BlockWriter {
             let next = self.spare.pop().unwrap_or_default();
             let block = std::mem::replace(&mut self.pending, next);
             return self.submit(Block::Gathered(block)).await;
+        }
+        Ok(())
+    }
+
+    /// As [`push`](Self::push), for a part: blocks of exactly `PART_BLOCK` bytes, gathered in
+    /// buffers of that capacity that are reused, so the memory of a part stays fixed.
+    pub(crate) async fn push_to_part(&mut self, mut chunk: bytes::Bytes) -> Result<()> {
+        while !chunk.is_empty() {
+            if self.pending.capacity() == 0 {
+                self.pending = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(PART_BLOCK));
+            }
+            let take = (PART_BLOCK - self.pending.len()).min(chunk.len());
+            self.pending.extend_from_slice(&chunk.split_to(take));
+            if self.pending.len() >= PART_BLOCK {
+                let block = std::mem::take(&mut self.pending);
+                self.submit(Block::Gathered(block)).await?;
+            }
         }
         Ok(())
     }

@@ -41,7 +41,7 @@ pub async fn a_range_in_the_middle_is_exactly_those_bytes(remote: &dyn RemoteSto
     assert_eq!(part.object_size, OBJECT_SIZE, "the whole object's size");
     let bytes = collect_bytes(part.data).await.unwrap();
     assert!(
-        bytes == patterned_bytes(71, OBJECT_SIZE)[start as usize..end as usize],
+        bytes == patterned_bytes(71, OBJECT_SIZE)[at(start)..at(end)],
         "bytes {start}..{end} come back exactly ({} bytes read)",
         bytes.len()
     );
@@ -56,7 +56,7 @@ pub async fn the_last_range_is_cut_at_the_end(remote: &dyn RemoteStorage) {
     assert_eq!(part.object_size, OBJECT_SIZE);
     let bytes = collect_bytes(part.data).await.unwrap();
     assert!(
-        bytes == patterned_bytes(72, OBJECT_SIZE)[start as usize..],
+        bytes == patterned_bytes(72, OBJECT_SIZE)[at(start)..],
         "the last 100 bytes, not more ({} read)",
         bytes.len()
     );
@@ -70,8 +70,7 @@ pub async fn a_range_past_the_end_is_refused(remote: &dyn RemoteStorage) {
     let error = remote
         .download_range(&row, 2000..3000, None)
         .await
-        .err()
-        .expect("a range past the end is refused");
+        .expect_err("a range past the end is refused");
     assert_eq!(
         (error.kind(), error.is_retryable()),
         (ErrorKind::InvalidInput, false),
@@ -113,8 +112,7 @@ pub async fn a_range_of_a_changed_object_is_refused(remote: &dyn RemoteStorage) 
     let error = remote
         .download_range(&row, (1 << 20)..(2 << 20), Some(&version))
         .await
-        .err()
-        .expect("a range of a replaced object is refused");
+        .expect_err("a range of a replaced object is refused");
     assert_eq!(
         (error.kind(), error.is_retryable()),
         (ErrorKind::Corrupt, true),
@@ -129,8 +127,7 @@ pub async fn a_range_of_a_missing_object_is_not_found(remote: &dyn RemoteStorage
     let error = remote
         .download_range(&row, 0..100, None)
         .await
-        .err()
-        .expect("a missing object has no ranges");
+        .expect_err("a missing object has no ranges");
     assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
 }
 
@@ -183,13 +180,17 @@ pub async fn staged_parts_suite(storage: &dyn LocalStorage) {
     // the last part first, then the others, the middle one in small chunks
     let cuts = [0, 1 << 20, 2 << 20, OBJECT_SIZE];
     for index in [2usize, 0, 1] {
-        let (start, end) = (cuts[index] as usize, cuts[index + 1] as usize);
+        let (start, end) = (at(cuts[index]), at(cuts[index + 1]));
         let chunks: Vec<Vec<u8>> = whole[start..end].chunks(4099).map(<[u8]>::to_vec).collect();
         let written = parts
             .write_at(cuts[index], byte_stream_from(chunks))
             .await
             .unwrap();
-        assert_eq!(written, (end - start) as u64, "a part's length is returned");
+        assert_eq!(
+            written,
+            cuts[index + 1] - cuts[index],
+            "a part's length is returned"
+        );
     }
     let past = parts
         .write_at(OBJECT_SIZE - 1, byte_stream_from(vec![vec![0u8; 2]]))
@@ -237,4 +238,9 @@ pub async fn staged_parts_suite(storage: &dyn LocalStorage) {
         0,
         "a dropped writer leaves no temp file"
     );
+}
+
+/// An offset as an index into the test file in memory.
+fn at(offset: u64) -> usize {
+    usize::try_from(offset).expect("test files fit in memory")
 }
