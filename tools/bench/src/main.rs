@@ -5,7 +5,8 @@
 //! - `upload --source DIR --work DIR --prefix P --concurrency C`: save every file of `DIR`
 //!   through `save_file` and upload it to the S3 server named by `ATTACHMENTS_TEST_S3_*`; time
 //!   from the first save to all `Synced` (`seconds=`), and to the last save's return
-//!   (`saved_seconds=`). Writes the ids to `WORK/manifest.txt`.
+//!   (`saved_seconds=`); `rss_after_mib=` is the resident memory once all are synced. Writes
+//!   the ids to `WORK/manifest.txt`. (`cargo xtask bench` times the whole process besides.)
 //! - `download --manifest FILE --work DIR --prefix P --concurrency C`: a second device
 //!   references every id of the manifest and downloads it; time to all `Synced`.
 //! - `bookkeeping --count N`: N attachments saved and uploaded with in-memory storages.
@@ -14,7 +15,8 @@
 //! - `idle-backlog --rows N --passes P`: N queued rows all waiting out a backoff, then P idle
 //!   passes (`sync_now`); prints `idle_pass_ms=` (median), `samples_ms=`, `first_pass_ms=`
 //!   (start-up included), `startup_peak_rss_mib=` (the process through its first pass; the rows
-//!   are inserted by another process) and `peak_rss_mib=` (the idle passes alone).
+//!   are inserted by another process), `startup_rss_mib=` (resident after it) and
+//!   `peak_rss_mib=` (the idle passes alone).
 
 use std::path::{Path, PathBuf};
 
@@ -167,10 +169,13 @@ async fn upload(args: &Args) -> Result<String, BoxError> {
     let saved_seconds = started.elapsed().as_secs_f64();
     drain(&queue).await?;
     let seconds = started.elapsed().as_secs_f64();
+    // what the process still holds with every file synced and the queue running, so that
+    // memory kept per attachment shows between runs of different sizes (`scaling`)
+    let rss_after_mib = rss_mib("VmRSS");
     queue.close().await;
     std::fs::write(work.join("manifest.txt"), ids.join("\n"))?;
     Ok(format!(
-        "seconds={seconds:.3} saved_seconds={saved_seconds:.3} count={}",
+        "seconds={seconds:.3} saved_seconds={saved_seconds:.3} rss_after_mib={rss_after_mib:.1} count={}",
         paths.len()
     ))
 }
@@ -268,7 +273,8 @@ async fn idle_backlog_fill(args: &Args) -> Result<String, BoxError> {
             .as_millis(),
     )?;
     // a device that learned of many attachments before their authors uploaded them, and has
-    // deletes waiting for the network: every row backed off for another hour
+    // deletes waiting for the network: every row backed off for four more minutes (within the
+    // longest backoff, 5 minutes: start-up makes a retry time beyond it due at once)
     let mut inserted = 0;
     while inserted < rows {
         let batch: Vec<RowChange> = (inserted..rows.min(inserted + BACKLOG_BATCH))
@@ -282,7 +288,7 @@ async fn idle_backlog_fill(args: &Args) -> Result<String, BoxError> {
                 let mut row = Attachment::new(id, format!("backlog-{n:08}.bin"), state, now_ms);
                 row.has_synced = state == AttachmentState::QueuedDelete;
                 row.attempts = 3;
-                row.next_attempt_at = Some(now_ms + 3_600_000 + i64::try_from(n % 1000)?);
+                row.next_attempt_at = Some(now_ms + 240_000 + i64::try_from(n % 1000)?);
                 row.last_error = Some("not found: the object is not uploaded yet".to_owned());
                 Ok(RowChange::Insert(row))
             })
@@ -332,6 +338,7 @@ async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
     let first_pass_ms = started.elapsed().as_secs_f64() * 1000.0;
     // the peak through start-up, then one of the idle passes alone (the kernel resets VmHWM)
     let startup_peak_rss_mib = rss_mib("VmHWM");
+    let startup_rss_mib = rss_mib("VmRSS");
     let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let mut samples = Vec::with_capacity(passes);
     let mut busy_passes = 0;
@@ -357,7 +364,7 @@ async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
     let median = sorted[sorted.len() / 2];
     let samples_ms: Vec<String> = samples.iter().map(|s| format!("{s:.2}")).collect();
     Ok(format!(
-        "rows={rows} idle_pass_ms={median:.3} first_pass_ms={first_pass_ms:.1} samples_ms={} startup_peak_rss_mib={startup_peak_rss_mib:.1} rss_reset={}",
+        "rows={rows} idle_pass_ms={median:.3} first_pass_ms={first_pass_ms:.1} samples_ms={} startup_peak_rss_mib={startup_peak_rss_mib:.1} startup_rss_mib={startup_rss_mib:.1} rss_reset={}",
         samples_ms.join("/"),
         u8::from(rss_reset)
     ))
