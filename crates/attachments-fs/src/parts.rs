@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use attachments_core::{
     ByteStream, Error, ErrorKind, RangeBody, Result, StagedParts, object_changed,
 };
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::local::{FsLocalStorage, Target, TempFile, confine, move_into_staging};
 use crate::writer::{BlockWriter, blocking, read_exact_at};
@@ -26,6 +26,12 @@ pub(crate) struct FsStagedParts {
     size: u64,
     file: Arc<std::fs::File>,
     temp: Mutex<TempFile>,
+    /// A sync of what has landed so far, started in the background when a part lands (at
+    /// most one at a time): the disk writes while the other parts stream, and the final sync
+    /// has little left to do.
+    background_sync: Mutex<Option<tokio::task::JoinHandle<Result<()>>>>,
+    /// The error of a background sync that ended before `finish`.
+    sync_error: Mutex<Option<Error>>,
 }
 
 impl FsStagedParts {
@@ -46,7 +52,30 @@ impl FsStagedParts {
             size,
             file,
             temp: Mutex::new(temp),
+            background_sync: Mutex::new(None),
+            sync_error: Mutex::new(None),
         })
+    }
+
+    /// Start syncing what has landed, unless a sync is still running.
+    fn start_background_sync(&self) {
+        let mut running = self.background_sync.lock().expect("sync lock poisoned");
+        if running.as_ref().is_some_and(|sync| !sync.is_finished()) {
+            return;
+        }
+        // A sync reports a write-back error once per open file: a finished sync's error is
+        // kept for `finish`, never dropped.
+        if let Some(Some(Ok(Err(error)))) = running.take().map(FutureExt::now_or_never) {
+            self.sync_error
+                .lock()
+                .expect("sync lock poisoned")
+                .get_or_insert(error);
+        }
+        let (file, name) = (Arc::clone(&self.file), self.name.clone());
+        *running = Some(tokio::task::spawn_blocking(move || {
+            file.sync_data()
+                .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))
+        }));
     }
 
     fn check_range(&self, offset: u64, len: u64) -> Result<()> {
@@ -72,6 +101,7 @@ impl StagedParts for FsStagedParts {
             writer.push_to_part(chunk).await?;
         }
         writer.finish_part().await?;
+        self.start_background_sync();
         Ok(written)
     }
 
@@ -85,6 +115,19 @@ impl StagedParts for FsStagedParts {
     }
 
     async fn finish(&self) -> Result<()> {
+        let running = self
+            .background_sync
+            .lock()
+            .expect("sync lock poisoned")
+            .take();
+        if let Some(sync) = running {
+            sync.await.map_err(|e| {
+                Error::new(ErrorKind::Other, "a file-system task failed").with_source(e)
+            })??;
+        }
+        if let Some(error) = self.sync_error.lock().expect("sync lock poisoned").take() {
+            return Err(error);
+        }
         let temp_path = self.temp.lock().expect("temp lock poisoned").path.clone();
         let (file, root, name) = (Arc::clone(&self.file), self.root.clone(), self.name.clone());
         blocking(move || {
