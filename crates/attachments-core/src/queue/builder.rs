@@ -54,7 +54,8 @@ pub struct QueueConfig {
     pub max_download_bytes: Option<u64>,
     /// Downloads of objects larger than this, from a remote that supports byte ranges
     /// ([`RemoteStorage::supports_ranges`](crate::RemoteStorage::supports_ranges)), fetch
-    /// ranges of this many bytes, several at once (default 16 MiB, at least 1 MiB).
+    /// ranges of this many bytes, several at once (default 16 MiB, at least 1 MiB;
+    /// `u64::MAX` downloads every file in one stream).
     pub download_part_size: u64,
     /// Ranges of one download fetched at once (default 4, at least 1).
     pub download_part_concurrency: usize,
