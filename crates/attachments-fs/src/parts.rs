@@ -12,7 +12,11 @@ use attachments_core::{
 };
 use futures_util::{FutureExt, StreamExt};
 
-use crate::local::{FsLocalStorage, Target, TempFile, confine, move_into_staging};
+use crate::dirsync::SharedWrites;
+use crate::hidden::check_name;
+use crate::local::{
+    FsLocalStorage, Target, TempFile, check_target, confine, create_temp, move_into_staging,
+};
 use crate::writer::{BlockWriter, blocking, read_exact_at};
 
 /// Bytes read per trip to the blocking pool when a range is streamed out.
@@ -25,6 +29,7 @@ pub(crate) struct FsStagedParts {
     name: String,
     size: u64,
     file: Arc<std::fs::File>,
+    shared: Arc<SharedWrites>,
     temp: Mutex<TempFile>,
     /// A sync of what has landed so far, started in the background when a part lands (at
     /// most one at a time): the disk writes while the other parts stream, and the final sync
@@ -36,21 +41,31 @@ pub(crate) struct FsStagedParts {
 
 impl FsStagedParts {
     pub(crate) async fn create(storage: &FsLocalStorage, path: &str, size: u64) -> Result<Self> {
-        let (file, temp) = storage.open_temp(path, Target::Staged, "").await?;
-        let file = Arc::new(file);
-        let (sized, name) = (Arc::clone(&file), path.to_owned());
-        // the full size at once: parts land anywhere, and the disk may refuse it up front
-        blocking(move || {
-            sized
-                .set_len(size)
-                .map_err(|e| Error::from_io(e, format!("sizing {name:?}")))
+        check_name(path)?;
+        let temp = storage.new_temp("");
+        let shared = storage.shared_writes();
+        let (root, name, created) = (
+            storage.root().to_path_buf(),
+            path.to_owned(),
+            temp.path.clone(),
+        );
+        let creating = Arc::clone(&shared);
+        let file = blocking(move || {
+            check_target(&root, &name, Target::Staged)?;
+            let file = create_temp(&root, &name, &created, &creating)?;
+            // the full size at once: parts land anywhere, and the disk may refuse it up front
+            file.set_len(size)
+                .map_err(|e| Error::from_io(e, format!("sizing {name:?}")))?;
+            Ok(file)
         })
         .await?;
+        let file = Arc::new(file);
         Ok(FsStagedParts {
             root: storage.root().to_path_buf(),
             name: path.to_owned(),
             size,
             file,
+            shared,
             temp: Mutex::new(temp),
             background_sync: Mutex::new(None),
             sync_error: Mutex::new(None),
@@ -130,13 +145,14 @@ impl StagedParts for FsStagedParts {
         }
         let temp_path = self.temp.lock().expect("temp lock poisoned").path.clone();
         let (file, root, name) = (Arc::clone(&self.file), self.root.clone(), self.name.clone());
+        let shared = Arc::clone(&self.shared);
         blocking(move || {
             // One sync, of the complete file, before it enters the staging area: a file the
             // queue promotes is never one whose contents a power cut could lose (see
             // docs/ARCHITECTURE.md, "What a download syncs").
             file.sync_data()
                 .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
-            move_into_staging(&root, &name, &temp_path)
+            move_into_staging(&root, &name, &temp_path, &shared)
         })
         .await?;
         self.temp.lock().expect("temp lock poisoned").keep = true;

@@ -9,7 +9,7 @@ use attachments_core::{Error, ErrorKind, Result};
 /// How many bytes gather before a write: every write is a trip to the blocking thread pool, so
 /// few large ones beat many small ones (measured with `cargo xtask bench`: see
 /// docs/BENCHMARKS.md).
-const WRITE_BUFFER: usize = 1024 * 1024;
+pub(crate) const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Block writes of one file running at once (each copies its block into the page cache).
 const WRITES_IN_FLIGHT: usize = 4;

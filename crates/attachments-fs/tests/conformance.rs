@@ -25,21 +25,34 @@ async fn remote_storage_keeps_the_contract() {
     remote_storage_suite(&FsRemoteStorage::new(dir.path()).unwrap()).await;
 }
 
+/// Entries in the storage's temp directory (none when a write never needed it).
+fn temp_files(root: &std::path::Path) -> usize {
+    match std::fs::read_dir(root.join(TEMP_DIR)) {
+        Ok(entries) => entries.count(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(error) => panic!("reading the temp directory: {error}"),
+    }
+}
+
 #[tokio::test]
 async fn failed_writes_leave_no_temp_file() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FsLocalStorage::new(dir.path()).unwrap();
-    assert!(
-        storage
-            .write("a.bin", failing_stream(1, 200_000))
-            .await
-            .is_err()
-    );
-    let temp = std::fs::read_dir(dir.path().join(TEMP_DIR))
-        .unwrap()
-        .count();
-    assert_eq!(temp, 0, "the temp file of a failed write is removed");
-    assert!(!dir.path().join("a.bin").exists());
+    // a small file fails before the disk is touched; a big one once its temp file is written
+    for good in [200_000, 3_000_000] {
+        assert!(
+            storage
+                .write("a.bin", failing_stream(1, good))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            temp_files(dir.path()),
+            0,
+            "the temp file of a failed write is removed"
+        );
+        assert!(!dir.path().join("a.bin").exists());
+    }
 }
 
 #[tokio::test]
@@ -52,12 +65,7 @@ async fn a_dropped_write_leaves_no_temp_file() {
     let write = storage.write("a.bin", Box::pin(endless));
     let result = tokio::time::timeout(std::time::Duration::from_millis(100), write).await;
     assert!(result.is_err(), "the write never finished");
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(TEMP_DIR))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(temp_files(dir.path()), 0);
     assert!(!dir.path().join("a.bin").exists());
 }
 

@@ -12,6 +12,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{
@@ -135,6 +136,9 @@ impl S3RemoteStorage {
             .region(Region::new(config.region.clone()))
             .force_path_style(config.force_path_style)
             .retry_config(RetryConfig::disabled())
+            // The queue fails a transfer that moves no byte for `transfer_timeout`; the SDK's
+            // own throughput check would only add timers to every request and body.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .request_checksum_calculation(request_checksums)
             .response_checksum_validation(response_checksums);
         if let Some(endpoint) = &config.endpoint_url {
@@ -489,7 +493,17 @@ fn hex(bytes: &[u8]) -> String {
 /// Read a stream expected to hold `size` bytes (more or fewer are sent as they are: the queue
 /// compares the bytes it read with the size it saved).
 async fn read_all(mut data: ByteStream, size: u64) -> Result<Bytes> {
+    let Some(first) = data.next().await else {
+        return Ok(Bytes::new());
+    };
+    let first = first.map_err(Error::from)?;
+    let Some(second) = data.next().await else {
+        // a stream of one chunk (a small local file is read whole) is sent without a copy
+        return Ok(first);
+    };
     let mut buffer = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    buffer.extend_from_slice(&first);
+    buffer.extend_from_slice(&second.map_err(Error::from)?);
     while let Some(chunk) = data.next().await {
         buffer.extend_from_slice(&chunk.map_err(Error::from)?);
     }
@@ -707,5 +721,43 @@ mod tests {
         assert_eq!(part_size_for(five, None), 5 * 1024 * 1024);
         // 100 GiB needs parts of at least 10.24 MiB: 11 MiB
         assert_eq!(part_size_for(five, Some(100 << 30)), 11 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_into_memory_holds_every_chunk_in_order() {
+        use attachments_core::byte_stream_from;
+        for chunks in [
+            vec![],
+            vec![&b"whole"[..]],
+            vec![&b"ab"[..], &b"c"[..], &b"de"[..]],
+        ] {
+            let expected = chunks.concat();
+            let body = read_all(byte_stream_from(chunks), 5).await.unwrap();
+            assert_eq!(body, expected);
+        }
+        let failing: ByteStream = Box::pin(futures_util::stream::iter([
+            Ok(Bytes::from_static(b"ok")),
+            Err(std::io::Error::other("broken")),
+        ]));
+        assert!(read_all(failing, 5).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_client_built_from_settings_leaves_stall_detection_to_the_queue() {
+        let storage = S3RemoteStorage::from_config(
+            S3Config::new("photos")
+                .endpoint_url("http://127.0.0.1:9")
+                .credentials(crate::S3Credentials::new("key", "secret")),
+        )
+        .await
+        .unwrap();
+        // the queue's `transfer_timeout` watchdog fails a transfer that moves no byte; the
+        // SDK's check would only add timers to every request
+        let stall = storage
+            .client()
+            .config()
+            .stalled_stream_protection()
+            .cloned();
+        assert!(stall.is_some_and(|config| !config.is_enabled()));
     }
 }
