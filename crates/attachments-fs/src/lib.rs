@@ -3,6 +3,7 @@
 mod dirsync;
 mod hidden;
 mod local;
+mod parts;
 mod promote;
 mod remote;
 mod writer;

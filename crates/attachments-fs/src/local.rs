@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use attachments_core::{ByteStream, Error, ErrorKind, ExclusiveLock, LocalStorage, Result};
+use attachments_core::{
+    ByteStream, Error, ErrorKind, ExclusiveLock, LocalStorage, Result, StagedParts,
+};
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
@@ -83,14 +85,14 @@ pub struct FsLocalStorage {
 
 /// Where a write ends: at its final path (with or without a directory sync), or staged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Final(SyncDirectory),
     Staged,
 }
 
 /// Whether a write waits for its directory entry to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SyncDirectory {
+pub(crate) enum SyncDirectory {
     Yes,
     No,
 }
@@ -169,6 +171,31 @@ impl FsLocalStorage {
         .await
     }
 
+    /// A new temp file name, `{tag}{prefix}-{n}.part`, registered as in progress; the file
+    /// (once created) is removed when the guard is dropped, unless kept.
+    pub(crate) fn new_temp(&self, tag: &str) -> TempFile {
+        let path = self.root.join(TEMP_DIR).join(format!(
+            "{tag}{}-{}{TEMP_SUFFIX}",
+            self.temp_prefix,
+            self.temp_counter.fetch_add(1, Ordering::Relaxed)
+        ));
+        // registered before the file exists, so `remove_temp_files` can never see it unlisted
+        self.active_temp_files
+            .lock()
+            .expect("temp set lock poisoned")
+            .insert(path.clone());
+        TempFile {
+            path,
+            active: Arc::clone(&self.active_temp_files),
+            keep: false,
+        }
+    }
+
+    /// The directory syncs and temp-file creations this storage's writes share.
+    pub(crate) fn shared_writes(&self) -> Arc<SharedWrites> {
+        Arc::clone(&self.shared)
+    }
+
     /// Write through a temp file, synced and renamed to `target`.
     async fn write_file(&self, path: &str, data: ByteStream, target: Target) -> Result<u64> {
         self.write_file_tagged(path, data, target, "").await
@@ -196,21 +223,8 @@ impl FsLocalStorage {
                 return Err(error);
             }
         };
-        let temp_path = self.root.join(TEMP_DIR).join(format!(
-            "{tag}{}-{}{TEMP_SUFFIX}",
-            self.temp_prefix,
-            self.temp_counter.fetch_add(1, Ordering::Relaxed)
-        ));
-        // registered before the file exists, so `remove_temp_files` can never see it unlisted
-        self.active_temp_files
-            .lock()
-            .expect("temp set lock poisoned")
-            .insert(temp_path.clone());
-        let mut temp = TempFile {
-            path: temp_path.clone(),
-            active: Arc::clone(&self.active_temp_files),
-            keep: false,
-        };
+        let mut temp = self.new_temp(tag);
+        let temp_path = temp.path.clone();
         let (root, name, shared) = (self.root.clone(), path.to_owned(), Arc::clone(&self.shared));
         if ended {
             let contents = concat(head, head_len);
@@ -278,7 +292,7 @@ async fn read_head(data: &mut ByteStream) -> Result<(Vec<bytes::Bytes>, usize, b
 }
 
 /// Refuse a target that leaves the root, or where a directory stands.
-fn check_target(root: &Path, name: &str, target: Target) -> Result<()> {
+pub(crate) fn check_target(root: &Path, name: &str, target: Target) -> Result<()> {
     match target {
         Target::Final(_) => check_final(root, name),
         Target::Staged => check_staged(root, name),
@@ -298,7 +312,7 @@ fn concat(chunks: Vec<bytes::Bytes>, len: usize) -> bytes::Bytes {
 }
 
 /// Create the temp file of a write of `name` (its directory too, if missing).
-fn create_temp(
+pub(crate) fn create_temp(
     root: &Path,
     name: &str,
     temp_path: &Path,
@@ -306,8 +320,10 @@ fn create_temp(
 ) -> Result<std::fs::File> {
     hidden::ensure_dirs(root, &[TEMP_DIR])?;
     let _creating = shared.creating();
-    // `create_new` never opens an existing entry, so never a link planted at this name
+    // `create_new` never opens an existing entry, so never a link planted at this name;
+    // readable too: a file written in parts is read back to be hashed
     std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .open(temp_path)
@@ -407,7 +423,12 @@ fn move_into_place(
 
 /// Rename `source` (a temp file or a stored file) to the staged file `name`, creating its
 /// directories in the staging area, and sync the directory it entered.
-fn move_into_staging(root: &Path, name: &str, source: &Path, shared: &SharedWrites) -> Result<()> {
+pub(crate) fn move_into_staging(
+    root: &Path,
+    name: &str,
+    source: &Path,
+    shared: &SharedWrites,
+) -> Result<()> {
     let parts = staged_parts(name);
     let (_, dirs) = parts.split_last().expect("a staged name has a component");
     // A promote or discard of a sibling may remove an emptied directory between its creation
@@ -433,7 +454,7 @@ fn move_into_staging(root: &Path, name: &str, source: &Path, shared: &SharedWrit
 /// lead out. Each existing component is looked at without following links (one `lstat`); a
 /// link is resolved and must stay inside the root. Returns what the last `lstat` found at
 /// `full` itself (`None` when the path does not exist), so callers need not look again.
-fn confine(root: &Path, path: &str, full: &Path) -> Result<Option<std::fs::Metadata>> {
+pub(crate) fn confine(root: &Path, path: &str, full: &Path) -> Result<Option<std::fs::Metadata>> {
     let relative = full.strip_prefix(root).unwrap_or(Path::new(path));
     let mut current = root.to_path_buf();
     let mut found = None;
@@ -482,10 +503,10 @@ enum Opened {
 }
 
 /// Removes a temporary file when a write does not finish (error, panic or a dropped future).
-struct TempFile {
-    path: PathBuf,
+pub(crate) struct TempFile {
+    pub(crate) path: PathBuf,
     active: Arc<Mutex<HashSet<PathBuf>>>,
-    keep: bool,
+    pub(crate) keep: bool,
 }
 
 impl Drop for TempFile {
@@ -708,6 +729,15 @@ impl LocalStorage for FsLocalStorage {
     async fn list_staged(&self) -> Result<Vec<String>> {
         let root = self.root.clone();
         blocking(move || hidden::list_staged(&root)).await
+    }
+
+    async fn create_staged_parts(
+        &self,
+        path: &str,
+        size: u64,
+    ) -> Result<Option<Box<dyn StagedParts>>> {
+        let parts = crate::parts::FsStagedParts::create(self, path, size).await?;
+        Ok(Some(Box::new(parts)))
     }
 
     fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {

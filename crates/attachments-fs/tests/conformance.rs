@@ -4,13 +4,19 @@
 use attachments_core::{ErrorKind, LocalStorage, byte_stream_from, collect_bytes};
 use attachments_fs::{FsLocalStorage, FsRemoteStorage, TEMP_DIR};
 use attachments_testkit::{
-    failing_stream, local_storage_suite, patterned_stream, remote_storage_suite,
+    failing_stream, local_storage_suite, patterned_stream, remote_storage_suite, staged_parts_suite,
 };
 
 #[tokio::test]
 async fn local_storage_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     local_storage_suite(&FsLocalStorage::new(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn staged_files_written_in_parts_keep_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    staged_parts_suite(&FsLocalStorage::new(dir.path()).unwrap()).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use attachments_core::{
-    Attachment, ByteStream, ChunkedReader, Error, ErrorKind, RemoteStorage, Result,
+    Attachment, ByteStream, ChunkedReader, Error, ErrorKind, RangeBody, RemoteStorage, Result,
     validate_relative_path,
 };
 use aws_sdk_s3::Client;
@@ -29,6 +29,8 @@ use tracing::{debug, warn};
 
 use crate::config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, PayloadSigning, S3Config};
 use crate::error::{BodyEncoding, classify, classify_upload};
+
+mod ranges;
 
 /// `request.customize()`, with payload signing turned off unless the storage signs payloads.
 /// The SDK offers the switch on each operation's own type, hence a macro.
@@ -369,32 +371,47 @@ impl S3RemoteStorage {
         }
     }
 
-    /// Upload every part and complete the upload; returns the number of parts.
+    /// Upload every part and complete the upload; returns the number of parts. The next part
+    /// is read while the earlier ones are in flight, so a part is ready as soon as a slot
+    /// frees (the reader's buffer pool bounds how far it runs ahead).
     async fn upload_parts_and_complete(
         &self,
         key: &str,
         upload_id: &str,
         first: Bytes,
-        mut reader: ChunkedReader,
+        reader: ChunkedReader,
     ) -> Result<i32> {
-        let mut pending_first = Some(first);
+        // a stream keeps a read in progress when the `select!` below picks a finished part
+        let mut parts = Box::pin(futures_util::stream::try_unfold(
+            reader,
+            |mut reader| async {
+                Ok::<_, Error>(reader.next_chunk().await?.map(|part| (part, reader)))
+            },
+        ));
+        let mut ready = Some(first);
         let mut in_flight = FuturesUnordered::new();
         let mut completed = Vec::new();
         let mut next_number = 1;
         let mut exhausted = false;
         loop {
-            while !exhausted && in_flight.len() < self.multipart.part_concurrency {
-                let part = match pending_first.take() {
-                    Some(first) => Some(first),
-                    None => reader.next_chunk().await?,
-                };
-                match part {
-                    Some(bytes) => {
-                        in_flight.push(self.upload_part(key, upload_id, next_number, bytes));
-                        next_number += 1;
+            if in_flight.len() < self.multipart.part_concurrency
+                && let Some(bytes) = ready.take()
+            {
+                in_flight.push(self.upload_part(key, upload_id, next_number, bytes));
+                next_number += 1;
+                continue;
+            }
+            if ready.is_none() && !exhausted {
+                tokio::select! {
+                    part = parts.next() => match part.transpose()? {
+                        Some(bytes) => ready = Some(bytes),
+                        None => exhausted = true,
+                    },
+                    Some(part) = in_flight.next(), if !in_flight.is_empty() => {
+                        completed.push(part?);
                     }
-                    None => exhausted = true,
                 }
+                continue;
             }
             match in_flight.next().await {
                 Some(part) => completed.push(part?),
@@ -550,6 +567,19 @@ impl RemoteStorage for S3RemoteStorage {
             }
         });
         Ok(Box::pin(stream))
+    }
+
+    fn supports_ranges(&self) -> bool {
+        true
+    }
+
+    async fn download_range(
+        &self,
+        attachment: &Attachment,
+        range: std::ops::Range<u64>,
+        version: Option<&str>,
+    ) -> Result<RangeBody> {
+        self.get_range(attachment, range, version).await
     }
 
     async fn delete(&self, attachment: &Attachment) -> Result<()> {
