@@ -11,9 +11,7 @@ use attachments::{
     ErrorKind, Operation, ReferencedAttachments, SaveFile, byte_stream_from, collect_bytes,
 };
 use attachments_testkit::{patterned_bytes, patterned_stream};
-use common::{
-    Device, PATIENCE, files_below, item, set_photo_of_todo_1, wait_for_counts, wait_for_event,
-};
+use common::{Device, PATIENCE, files_below, item, set_photo_of_todo_1, wait_for_event};
 
 fn photo(seed: u64, len: u64) -> SaveFile {
     SaveFile::new(patterned_stream(seed, len))
