@@ -3,6 +3,7 @@
 mod error;
 mod lock;
 mod migrations;
+mod rows;
 mod store;
 mod watch;
 

@@ -9,12 +9,13 @@ use attachments_core::{
     Attachment, AttachmentId, AttachmentState, AttachmentStore, ChangeDecider, Error, ErrorKind,
     ExclusiveLock, Result, RowChange, StateCounts, UpdateHook, already_exists,
 };
-use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use tracing::warn;
 
 use crate::error::db_error;
+use crate::rows::{readable_rows, row_to_attachment, rows_from_json_page};
 use attachments_sql::{FIELDS, Statements, validate_table_name};
 
 /// The default table name, the one the PowerSync SDKs use.
@@ -425,16 +426,61 @@ impl AttachmentStore for SqliteStore {
         after: Option<&AttachmentId>,
         limit: usize,
     ) -> Result<Vec<Attachment>> {
-        // ids compare as text in both SQLite and Rust (byte order of UTF-8, all ASCII here)
-        let query = format!("{} WHERE id > ? ORDER BY id LIMIT ?", self.sql.list_all);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = sqlx::query(sql(&query))
+        let rows = sqlx::query(sql(&self.sql.page))
             .bind(after.map_or("", AttachmentId::as_str))
-            .bind(limit)
+            .bind(limit_to_sql(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error(e, "listing a page of attachments"))?;
         Ok(readable_rows(&rows).collect())
+    }
+
+    async fn list_page_to_verify(
+        &self,
+        after: Option<&AttachmentId>,
+        limit: usize,
+        retry_after_ms: i64,
+    ) -> Result<Vec<Attachment>> {
+        let after = after.map_or("", AttachmentId::as_str);
+        let (retry_after, limit) = (retry_after_ms, limit_to_sql(limit));
+        let what = "listing a page of attachments to verify";
+        // the page in one row (start-up reads every row with a file this way); a value the
+        // JSON cannot hold, or one of a type the table should never hold, makes the page read
+        // row by row, which leaves out only the unreadable rows
+        let page: Option<String> = sqlx::query_scalar(sql(&self.sql.verify_page_json))
+            .bind(after)
+            .bind(retry_after)
+            .bind(limit)
+            .fetch_one(&self.pool)
+            .await
+            .ok();
+        if let Some(rows) = page.as_deref().and_then(rows_from_json_page) {
+            return Ok(rows);
+        }
+        let rows = sqlx::query(sql(&self.sql.verify_page))
+            .bind(after)
+            .bind(retry_after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, what))?;
+        Ok(readable_rows(&rows).collect())
+    }
+
+    async fn list_by_local_uri(&self, paths: &[String]) -> Result<Vec<Attachment>> {
+        let mut found = Vec::new();
+        for chunk in paths.chunks(WRITE_BATCH) {
+            let statement = self.sql.with_local_uri(chunk.len());
+            let query = chunk
+                .iter()
+                .fold(sqlx::query(sql(&statement)), |q, p| q.bind(p));
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error(e, "reading attachments by local file"))?;
+            found.extend(readable_rows(&rows));
+        }
+        Ok(found)
     }
 
     async fn list_due(
@@ -664,69 +710,6 @@ fn size_to_sql(size: Option<u64>) -> Result<Option<i64>> {
         i64::try_from(size).map_err(|_| Error::invalid_input(format!("size {size} is too large")))
     })
     .transpose()
-}
-
-/// The rows that can be read. One row written by something else (an unknown state code, an
-/// invalid id) must not stop the sync of every other attachment: it is left out here, with a
-/// warning, and `get` reports it.
-fn readable_rows(rows: &[SqliteRow]) -> impl Iterator<Item = Attachment> + '_ {
-    rows.iter().filter_map(|row| match row_to_attachment(row) {
-        Ok(attachment) => Some(attachment),
-        Err(error) => {
-            warn!(%error, "unreadable attachment row left out");
-            None
-        }
-    })
-}
-
-/// Read one row; anything the table should never hold (an unknown state code, a negative size,
-/// an invalid id) is a clear error naming the row.
-fn row_to_attachment(row: &SqliteRow) -> Result<Attachment> {
-    let raw_id: String = column(row, "id")?;
-    let corrupt = |what: String| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("attachment row {raw_id:?}: {what}"),
-        )
-    };
-    let id = AttachmentId::new(raw_id.clone()).map_err(|e| corrupt(e.message().to_owned()))?;
-    let state_code: i64 = column(row, "state")?;
-    let state =
-        AttachmentState::from_code(state_code).map_err(|e| corrupt(e.message().to_owned()))?;
-    let failed_state = column::<Option<i64>>(row, "failed_state")?
-        .map(AttachmentState::from_code)
-        .transpose()
-        .map_err(|e| corrupt(format!("failed_state: {}", e.message())))?;
-    let size = column::<Option<i64>>(row, "size")?
-        .map(|size| u64::try_from(size).map_err(|_| corrupt(format!("negative size {size}"))))
-        .transpose()?;
-    let attempts: i64 = column(row, "attempts")?;
-    Ok(Attachment {
-        id,
-        filename: column::<Option<String>>(row, "filename")?
-            .ok_or_else(|| corrupt("filename is NULL".to_owned()))?,
-        local_uri: column(row, "local_uri")?,
-        timestamp: column(row, "timestamp")?,
-        size,
-        media_type: column(row, "media_type")?,
-        state,
-        has_synced: column::<i64>(row, "has_synced")? != 0,
-        meta_data: column(row, "meta_data")?,
-        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-        next_attempt_at: column(row, "next_attempt_at")?,
-        last_error: column(row, "last_error")?,
-        checksum: column(row, "checksum")?,
-        version: column(row, "version")?,
-        failed_state,
-    })
-}
-
-fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(name)
-        .map_err(|e| db_error(e, format!("reading column {name}")))
 }
 
 #[cfg(test)]

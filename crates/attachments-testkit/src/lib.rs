@@ -13,5 +13,5 @@ pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
 pub use suites::local as local_storage;
 pub use suites::{
     HOSTILE_PATHS, KeyRules, Staging, local_storage_suite, local_storage_suite_with,
-    remote_storage_suite, remote_storage_suite_with_keys, store, store_suite,
+    remote_storage_suite, remote_storage_suite_with_keys, startup, store, store_suite,
 };

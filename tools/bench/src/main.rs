@@ -15,6 +15,10 @@
 //!   passes (`sync_now`); prints `idle_pass_ms=` (median), `samples_ms=`, `first_pass_ms=`
 //!   (start-up included), `startup_peak_rss_mib=` (the process through its first pass; the rows
 //!   are inserted by another process) and `peak_rss_mib=` (the idle passes alone).
+//! - `startup-files --rows N` and `upload-rss --files N`: start-up and memory flat in the
+//!   table size (see `flat.rs`).
+
+mod flat;
 
 use std::path::{Path, PathBuf};
 
@@ -268,7 +272,9 @@ async fn idle_backlog_fill(args: &Args) -> Result<String, BoxError> {
             .as_millis(),
     )?;
     // a device that learned of many attachments before their authors uploaded them, and has
-    // deletes waiting for the network: every row backed off for another hour
+    // deletes waiting for the network: every row backed off for four more minutes (within the
+    // default `max_backoff` of five: a retry time beyond it is one a wrong clock wrote, which
+    // start-up makes due at once, and the passes would not be idle)
     let mut inserted = 0;
     while inserted < rows {
         let batch: Vec<RowChange> = (inserted..rows.min(inserted + BACKLOG_BATCH))
@@ -282,7 +288,7 @@ async fn idle_backlog_fill(args: &Args) -> Result<String, BoxError> {
                 let mut row = Attachment::new(id, format!("backlog-{n:08}.bin"), state, now_ms);
                 row.has_synced = state == AttachmentState::QueuedDelete;
                 row.attempts = 3;
-                row.next_attempt_at = Some(now_ms + 3_600_000 + i64::try_from(n % 1000)?);
+                row.next_attempt_at = Some(now_ms + 240_000 + i64::try_from(n % 1000)?);
                 row.last_error = Some("not found: the object is not uploaded yet".to_owned());
                 Ok(RowChange::Insert(row))
             })
@@ -379,6 +385,9 @@ async fn main() -> std::process::ExitCode {
             "reconcile" => reconcile(&args).await,
             "idle-backlog" => idle_backlog(&args).await,
             "idle-backlog-fill" => idle_backlog_fill(&args).await,
+            "startup-files" => flat::startup_files(&args).await,
+            "startup-files-fill" => flat::startup_files_fill(&args).await,
+            "upload-rss" => flat::upload_rss(&args).await,
             other => Err(format!("unknown scenario {other}").into()),
         },
         Err(error) => Err(error),

@@ -312,20 +312,22 @@ impl<S: AttachmentStore> Engine<S> {
             }
         };
         debug!(rows = rows.len(), "reconciling references");
+        // the files of archived rows referenced again, checked in one call to the storage
+        let (revived, paths): (Vec<&AttachmentId>, Vec<String>) = rows
+            .iter()
+            .filter(|row| row.state == AttachmentState::Archived && referenced.contains(&row.id))
+            .filter_map(|row| Some((&row.id, row.local_uri.clone()?)))
+            .unzip();
         let mut local_files_present = HashSet::new();
-        for row in &rows {
-            if row.state == AttachmentState::Archived
-                && referenced.contains(&row.id)
-                && let Some(path) = &row.local_uri
-            {
-                match self.local_file_present(path).await {
-                    Ok(true) => {
-                        local_files_present.insert(row.id.clone());
-                    }
-                    Ok(false) => {}
-                    // taken as missing: the row is revived as a download, never stuck
-                    Err(error) => warn!(id = %row.id, path, %error, "could not check a local file"),
+        let answers = self.local_files_present(&paths).await;
+        for ((id, path), answer) in revived.into_iter().zip(&paths).zip(answers) {
+            match answer {
+                Ok(true) => {
+                    local_files_present.insert(id.clone());
                 }
+                Ok(false) => {}
+                // taken as missing: the row is revived as a download, never stuck
+                Err(error) => warn!(%id, path, %error, "could not check a local file"),
             }
         }
         let context = ReconcileContext {
