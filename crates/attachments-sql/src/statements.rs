@@ -83,6 +83,8 @@ pub struct Statements {
     pub next_attempt: [String; 2],
     /// Up to `?2` rows with ids after `?1` (`""`: from the first), in id order.
     pub page: String,
+    /// [`Statements::page`] as one row (see [`json_page`]).
+    pub page_json: String,
     /// A page as [`Statements::page`] (`?1` after, `?3` limit) of only the rows start-up
     /// verification looks at: rows that point at a local file or should (`Synced`,
     /// `QueuedUpload`), and queued rows waiting for a retry time after `?2`.
@@ -170,9 +172,11 @@ impl Statements {
             ),
             count: format!(r#"SELECT state, COUNT(*) FROM "{table}" GROUP BY state"#),
             verify_page_json: String::new(),
+            page_json: String::new(),
             clear: format!(r#"DELETE FROM "{table}""#),
         };
         statements.verify_page_json = json_page(&statements.verify_page);
+        statements.page_json = json_page(&statements.page);
         statements
     }
 

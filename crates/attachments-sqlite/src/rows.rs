@@ -2,8 +2,8 @@
 //! page in one row (see [`rows_from_json_page`]).
 
 use attachments_core::{Attachment, AttachmentId, AttachmentState, Error, ErrorKind, Result};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, Row};
 use tracing::warn;
 
 use crate::error::db_error;
@@ -24,6 +24,35 @@ fn readable(row: Result<Attachment>) -> Option<Attachment> {
             None
         }
     }
+}
+
+/// A statement with its arguments bound.
+pub(crate) type SqliteQuery<'q> =
+    sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// A page of rows: `[json, plain]` are the same query as one JSON row ([`rows_from_json_page`])
+/// and row by row, with the same arguments (`bind`). The JSON row is read first; a value it
+/// cannot carry, or one of a type the table should never hold, makes the page read row by
+/// row, which leaves out only the unreadable rows.
+pub(crate) async fn read_page<'q>(
+    pool: &SqlitePool,
+    [json, plain]: [&str; 2],
+    what: &str,
+    bind: impl Fn(SqliteQuery<'q>) -> SqliteQuery<'q>,
+) -> Result<Vec<Attachment>> {
+    let page = bind(sqlx::query(AssertSqlSafe(json.to_owned())))
+        .fetch_one(pool)
+        .await
+        .ok();
+    let text = page.and_then(|row| row.try_get::<String, _>(0).ok());
+    if let Some(rows) = text.as_deref().and_then(rows_from_json_page) {
+        return Ok(rows);
+    }
+    let rows = bind(sqlx::query(AssertSqlSafe(plain.to_owned())))
+        .fetch_all(pool)
+        .await
+        .map_err(|e| db_error(e, what))?;
+    Ok(readable_rows(&rows).collect())
 }
 
 /// Every column of a row, as SQLite holds it, in `attachments_sql::COLUMNS` order (the order
@@ -51,7 +80,7 @@ type RawRow = (
 /// should never hold, which the caller then reads row by row to leave out only that row).
 /// sqlx hands every row from its worker thread to the caller on its own, with an allocation
 /// per column: one row per page makes reading a large table several times cheaper.
-pub(crate) fn rows_from_json_page(text: &str) -> Option<Vec<Attachment>> {
+fn rows_from_json_page(text: &str) -> Option<Vec<Attachment>> {
     let raw: Vec<RawRow> = serde_json::from_str(text).ok()?;
     let mut rows: Vec<Attachment> = raw
         .into_iter()

@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 use tracing::warn;
 
 use crate::error::db_error;
-use crate::rows::{readable_rows, row_to_attachment, rows_from_json_page};
+use crate::rows::{SqliteQuery, read_page, readable_rows, row_to_attachment};
 use attachments_sql::{FIELDS, Statements, validate_table_name};
 
 /// The default table name, the one the PowerSync SDKs use.
@@ -426,13 +426,13 @@ impl AttachmentStore for SqliteStore {
         after: Option<&AttachmentId>,
         limit: usize,
     ) -> Result<Vec<Attachment>> {
-        let rows = sqlx::query(sql(&self.sql.page))
-            .bind(after.map_or("", AttachmentId::as_str))
-            .bind(limit_to_sql(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error(e, "listing a page of attachments"))?;
-        Ok(readable_rows(&rows).collect())
+        let after = after.map_or("", AttachmentId::as_str);
+        let (json, plain) = (&self.sql.page_json, &self.sql.page);
+        let what = "listing a page of attachments";
+        read_page(&self.pool, [json, plain], what, |query| {
+            query.bind(after).bind(limit_to_sql(limit))
+        })
+        .await
     }
 
     async fn list_page_to_verify(
@@ -442,29 +442,13 @@ impl AttachmentStore for SqliteStore {
         retry_after_ms: i64,
     ) -> Result<Vec<Attachment>> {
         let after = after.map_or("", AttachmentId::as_str);
-        let (retry_after, limit) = (retry_after_ms, limit_to_sql(limit));
+        let (json, plain) = (&self.sql.verify_page_json, &self.sql.verify_page);
         let what = "listing a page of attachments to verify";
-        // the page in one row (start-up reads every row with a file this way); a value the
-        // JSON cannot hold, or one of a type the table should never hold, makes the page read
-        // row by row, which leaves out only the unreadable rows
-        let page: Option<String> = sqlx::query_scalar(sql(&self.sql.verify_page_json))
-            .bind(after)
-            .bind(retry_after)
-            .bind(limit)
-            .fetch_one(&self.pool)
-            .await
-            .ok();
-        if let Some(rows) = page.as_deref().and_then(rows_from_json_page) {
-            return Ok(rows);
-        }
-        let rows = sqlx::query(sql(&self.sql.verify_page))
-            .bind(after)
-            .bind(retry_after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error(e, what))?;
-        Ok(readable_rows(&rows).collect())
+        read_page(&self.pool, [json, plain], what, |query| {
+            let query = query.bind(after).bind(retry_after_ms);
+            query.bind(limit_to_sql(limit))
+        })
+        .await
     }
 
     async fn list_by_local_uri(&self, paths: &[String]) -> Result<Vec<Attachment>> {
@@ -684,8 +668,6 @@ async fn run_hook(
         Error::new(ErrorKind::Hook, format!("update hook for attachment {id}")).with_source(source)
     })
 }
-
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// Bind every column but `id` and `version`, in `FIELDS` order.
 fn bind_fields<'q>(query: SqliteQuery<'q>, row: &'q Attachment) -> Result<SqliteQuery<'q>> {

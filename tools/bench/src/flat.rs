@@ -4,7 +4,8 @@
 //!   (filled by a child process, as in `idle-backlog`); prints the first pass's `first_pass_ms=`
 //!   and `first_pass_cpu_ms=` (start-up verification included), `startup_peak_rss_mib=`,
 //!   `rss_after_mib=`, and checks that the row whose file is gone was repaired. With
-//!   `--work DIR`, the table and files `startup-files-fill --rows N --work DIR` left there.
+//!   `--work DIR`, the table and files `startup-files-fill --rows N --work DIR` left there;
+//!   with `--referenced all`, the app references every row, so the first pass reconciles too.
 //! - `upload-rss --files N`: N files of 10 KiB saved and uploaded (local directory, directory
 //!   remote); prints `rss_after_100_mib=` (after the first 100 are `Synced`), `rss_after_mib=`
 //!   (after all N) and their difference, `growth_mib=`.
@@ -15,7 +16,7 @@ use std::time::Instant;
 use attachments::fs::{FsLocalStorage, FsRemoteStorage};
 use attachments::{
     Attachment, AttachmentId, AttachmentState, AttachmentStore, BoxError, RowChange, SaveFile,
-    SqliteAttachmentQueue,
+    SqliteAttachmentQueue, WatchedAttachmentItem,
 };
 use attachments_testkit::patterned_stream;
 use futures_util::{StreamExt, TryStreamExt};
@@ -102,6 +103,18 @@ pub(crate) async fn startup_files(args: &Args) -> Result<String, BoxError> {
         FsRemoteStorage::new(work.join("remote"))?,
         8,
     );
+    if args.get("referenced").is_ok_and(|flag| flag == "all") {
+        // an app whose watched query names every attachment: the first pass also reconciles
+        let items = (0..rows)
+            .map(|n| {
+                Ok(
+                    WatchedAttachmentItem::new(AttachmentId::new(format!("synced-{n:08}"))?)
+                        .with_file_extension("bin"),
+                )
+            })
+            .collect::<Result<Vec<_>, BoxError>>()?;
+        queue.set_referenced(items).await?;
+    }
     queue.sync_now().await?;
     let first_pass_ms = started.elapsed().as_secs_f64() * 1000.0;
     let first_pass_cpu_ms = cpu_ms() - cpu_before;
