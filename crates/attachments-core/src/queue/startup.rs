@@ -12,7 +12,7 @@ use super::engine::Engine;
 use super::transfer::stream_checksum;
 use crate::error::Result;
 use crate::meter::Meter;
-use crate::model::{Attachment, AttachmentId};
+use crate::model::Attachment;
 use crate::state_machine::verify_on_start;
 use crate::store::AttachmentStore;
 
@@ -48,20 +48,26 @@ impl<S: AttachmentStore> Engine<S> {
         // A page at a time, so start-up memory does not grow with the table; the store skips
         // the rows start-up cannot change (waiting for a download or a delete, evicted), so
         // a table of those costs one walk of its index and nothing per row in this process.
-        let mut after: Option<AttachmentId> = None;
-        loop {
-            let rows = self
-                .store
-                .list_page_to_verify(after.as_ref(), VERIFY_PAGE, retry_after)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id.clone());
+        let mut rows = self
+            .store
+            .list_page_to_verify(None, VERIFY_PAGE, retry_after)
+            .await?;
+        while let Some(last) = rows.last().map(|row| row.id.clone()) {
             let full = rows.len() == VERIFY_PAGE;
-            let changes = self.repairs(&rows, now).await;
+            // the next page is read while this page's files are checked (the store and the
+            // file system work on threads of their own); its rows are other ids
+            let next = async {
+                if full {
+                    self.store
+                        .list_page_to_verify(Some(&last), VERIFY_PAGE, retry_after)
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            let (changes, next) = futures_util::future::join(self.repairs(&rows, now), next).await;
             repaired += self.apply_and_report(&rows, changes, true).await?;
-            if !full {
-                break;
-            }
+            rows = next?;
         }
         info!(
             temp_removed,
