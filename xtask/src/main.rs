@@ -12,8 +12,9 @@
 //! - `chaos [--kills N] [--remote fs|s3] [--seed S] [--devices 1|2]`: kill syncing workers at
 //!   random moments, restart them, and check that nothing was lost (`tools/chaos-worker`);
 //!   `test` runs 20 kills of two devices on a directory as the remote.
-//! - `bench [--quick] [--scenario idle-backlog]`: the queue against s5cmd and rclone on
-//!   SeaweedFS (release build); see `docs/BENCHMARKS.md`.
+//! - `bench [--quick] [--scenario NAME]...`: the queue against s5cmd, rclone and the PowerSync
+//!   JS queue on SeaweedFS, or on the server `ATTACHMENTS_TEST_S3_*` names (release build);
+//!   see `docs/BENCHMARKS.md`.
 //! - `check-architecture`: every structural rule of `docs/ARCHITECTURE.md`, one named check
 //!   each (`architecture/`).
 //!

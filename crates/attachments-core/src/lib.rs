@@ -29,7 +29,8 @@ pub use queue::{
 };
 pub use secret::Secret;
 pub use storage::{
-    ByteStream, ExclusiveLock, LocalStorage, RemoteStorage, byte_stream_from, collect_bytes,
+    ByteStream, ExclusiveLock, LocalStorage, RangeBody, RemoteStorage, StagedParts,
+    byte_stream_from, collect_bytes, object_changed,
 };
 pub use store::{
     AttachmentStore, ChangeDecider, RowChange, StateCounts, UpdateHook, already_exists,

@@ -79,6 +79,16 @@ impl Meter {
         })
     }
 
+    /// Wrap `inner` so its chunks are counted but never hashed: one of several streams of one
+    /// transfer (the ranges of a download in parts, hashed from the file they land in).
+    pub(crate) fn wrap_counting(self: &Arc<Self>, inner: ByteStream) -> ByteStream {
+        Box::pin(MeteredStream {
+            inner,
+            hash: Hashing::Off,
+            meter: Arc::clone(self),
+        })
+    }
+
     /// Bytes seen so far.
     pub(crate) fn bytes(&self) -> u64 {
         *self.progress.borrow()
@@ -208,7 +218,7 @@ impl Drop for MeteredStream {
     }
 }
 
-fn sha256_text(hasher: Sha256) -> String {
+pub(crate) fn sha256_text(hasher: Sha256) -> String {
     format!("sha256:{}", hex(&hasher.finalize()))
 }
 

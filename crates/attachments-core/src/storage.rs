@@ -5,13 +5,14 @@
 //! the queue decides what to do about them.
 
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::Attachment;
 
 /// A file's contents as a stream of chunks.
@@ -188,6 +189,28 @@ pub trait LocalStorage: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Open a downloaded file of `size` bytes to be written in parts, each at its offset and
+    /// several at once (a download in parallel byte ranges), that becomes the staged file
+    /// `path` when [`StagedParts::finish`] returns. `None` when this storage only writes
+    /// streams in order: the default, and the queue then downloads in one stream through
+    /// [`write_staged`](LocalStorage::write_staged).
+    ///
+    /// # Behavior
+    /// As `write_staged` under [`write_downloaded`](LocalStorage::write_downloaded)'s
+    /// rules: the finished file is complete and its contents durable, and if the writer is
+    /// dropped before `finish`, nothing is left behind.
+    ///
+    /// # Errors
+    /// As `write`.
+    async fn create_staged_parts(
+        &self,
+        path: &str,
+        size: u64,
+    ) -> Result<Option<Box<dyn StagedParts>>> {
+        let _ = (path, size);
+        Ok(None)
+    }
+
     /// Take this storage for one queue: a second queue on the same files (in this process
     /// or another) must be refused, since its start-up would remove the first one's staged
     /// and temporary files. The queue holds the returned lock until it is closed or dropped.
@@ -199,6 +222,96 @@ pub trait LocalStorage: Send + Sync + 'static {
     fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
         Ok(None)
     }
+}
+
+/// A staged file being written in parts at their offsets, from
+/// [`LocalStorage::create_staged_parts`]. Dropped before [`finish`](StagedParts::finish), it
+/// leaves nothing behind.
+///
+/// ```
+/// use attachments_core::{byte_stream_from, Result, StagedParts};
+/// // a download's parts may arrive in any order
+/// async fn write_two_parts(parts: Box<dyn StagedParts>) -> Result<()> {
+///     parts.write_at(3, byte_stream_from(vec![b"def".to_vec()])).await?;
+///     parts.write_at(0, byte_stream_from(vec![b"abc".to_vec()])).await?;
+///     parts.finish().await
+/// }
+/// ```
+#[async_trait]
+pub trait StagedParts: Send + Sync + 'static {
+    /// Write `data` at `offset` and return how many bytes it held. Writes of ranges that do
+    /// not overlap may run at once.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the data would go past the file's size; the stream's own error.
+    async fn write_at(&self, offset: u64, data: ByteStream) -> Result<u64>;
+
+    /// Stream back `len` bytes from `offset`, as written (the queue hashes the file from
+    /// here, in order, while later parts are still being written).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a range past the file's size; I/O errors.
+    async fn read_at(&self, offset: u64, len: u64) -> Result<ByteStream>;
+
+    /// Make the file the staged file it was opened as, complete and its contents durable.
+    ///
+    /// # Errors
+    /// I/O errors; the file is then removed.
+    async fn finish(&self) -> Result<()>;
+}
+
+/// Bytes of an object from [`RemoteStorage::download_range`], with what the remote said of the
+/// whole object when it served them.
+///
+/// ```
+/// let part = attachments_core::RangeBody::new(10, Some("etag-1".into()),
+///     attachments_core::byte_stream_from(vec![b"abc".to_vec()]));
+/// assert_eq!(part.object_size, 10);
+/// ```
+#[non_exhaustive]
+pub struct RangeBody {
+    /// The whole object's size when the range was served.
+    pub object_size: u64,
+    /// Tells this version of the object from a later one (an `ETag`, a modification time);
+    /// `None` when the remote cannot tell.
+    pub version: Option<String>,
+    /// The bytes of the range that are within the object.
+    pub data: ByteStream,
+}
+
+impl RangeBody {
+    /// A range's bytes and what the remote said of the whole object.
+    pub fn new(object_size: u64, version: Option<String>, data: ByteStream) -> Self {
+        RangeBody {
+            object_size,
+            version,
+            data,
+        }
+    }
+}
+
+impl std::fmt::Debug for RangeBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeBody")
+            .field("object_size", &self.object_size)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of an object that changed between two ranges of one download: the download
+/// starts over (retryable), with the new version.
+///
+/// ```
+/// let error = attachments_core::object_changed("photos/a.jpg");
+/// assert!(error.is_retryable());
+/// ```
+pub fn object_changed(name: &str) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("the remote object {name:?} changed while it was downloaded in parts"),
+    )
+    .with_retryable(true)
 }
 
 /// A lock a storage or store hands to the queue that uses it; released when dropped.
@@ -280,6 +393,39 @@ pub trait RemoteStorage: Send + Sync + 'static {
     /// `NotFound` (not retryable) when there is no such object.
     async fn download(&self, attachment: &Attachment) -> Result<ByteStream>;
 
+    /// Whether [`download_range`](RemoteStorage::download_range) works: the queue then
+    /// downloads large objects in byte ranges, several at once. The default is `false`, and
+    /// the queue uses [`download`](RemoteStorage::download).
+    fn supports_ranges(&self) -> bool {
+        false
+    }
+
+    /// Stream the bytes `range` of the object for `attachment`, with the object's size and
+    /// version (S3: `GetObject` with a `Range` header).
+    ///
+    /// # Behavior
+    /// A range that ends past the object's end is cut at it (the last part); one that starts
+    /// exactly at the end is empty (the first range of an empty object). When `version` is
+    /// given, the object must still be that version.
+    ///
+    /// # Errors
+    /// `NotFound` as `download`; `InvalidInput` (not retryable) for an empty range or one
+    /// that starts past the object's end; [`object_changed`] when the object is no longer
+    /// `version`; `Corrupt` for an answer that is not the range asked for. The default
+    /// refuses: a remote that supports ranges says so with `supports_ranges`.
+    async fn download_range(
+        &self,
+        attachment: &Attachment,
+        range: Range<u64>,
+        version: Option<&str>,
+    ) -> Result<RangeBody> {
+        let _ = (attachment, range, version);
+        Err(Error::new(
+            ErrorKind::Other,
+            "this remote does not download byte ranges",
+        ))
+    }
+
     /// Remove the object for `attachment`.
     ///
     /// # Behavior
@@ -332,6 +478,13 @@ impl<T: LocalStorage + ?Sized> LocalStorage for std::sync::Arc<T> {
     async fn list_staged(&self) -> Result<Vec<String>> {
         (**self).list_staged().await
     }
+    async fn create_staged_parts(
+        &self,
+        path: &str,
+        size: u64,
+    ) -> Result<Option<Box<dyn StagedParts>>> {
+        (**self).create_staged_parts(path, size).await
+    }
     fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
         (**self).lock_exclusive()
     }
@@ -345,6 +498,17 @@ impl<T: RemoteStorage + ?Sized> RemoteStorage for std::sync::Arc<T> {
     }
     async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {
         (**self).download(attachment).await
+    }
+    fn supports_ranges(&self) -> bool {
+        (**self).supports_ranges()
+    }
+    async fn download_range(
+        &self,
+        attachment: &Attachment,
+        range: Range<u64>,
+        version: Option<&str>,
+    ) -> Result<RangeBody> {
+        (**self).download_range(attachment, range, version).await
     }
     async fn delete(&self, attachment: &Attachment) -> Result<()> {
         (**self).delete(attachment).await

@@ -1,7 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod dirsync;
 mod hidden;
 mod local;
+mod parts;
+mod promote;
 mod remote;
 mod writer;
 

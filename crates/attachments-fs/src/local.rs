@@ -8,12 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use attachments_core::{ByteStream, Error, ErrorKind, ExclusiveLock, LocalStorage, Result};
+use attachments_core::{
+    ByteStream, Error, ErrorKind, ExclusiveLock, LocalStorage, Result, StagedParts,
+};
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
+use crate::dirsync::SharedWrites;
 use crate::hidden::{self, Found, TEMP_DIR, TEMP_SUFFIX, check_name, staged_parts};
-use crate::writer::{BlockWriter, blocking, write_all_at};
+use crate::promote::Promotions;
+use crate::writer::{BlockWriter, WRITE_BUFFER, blocking, write_all_at};
 
 /// Chunk size when streaming a file out: every read is a trip to the blocking thread pool, so
 /// few large ones beat many small ones (measured with `cargo xtask bench`: see
@@ -73,18 +77,22 @@ pub struct FsLocalStorage {
     temp_counter: Arc<AtomicU64>,
     /// Temporary files of writes in progress in this process: `remove_temp_files` skips them.
     active_temp_files: Arc<Mutex<HashSet<PathBuf>>>,
+    /// The file-creation lock and the directory syncs the writes share.
+    shared: Arc<SharedWrites>,
+    /// Promotions waiting for the blocking thread that does them.
+    promotions: Arc<Promotions>,
 }
 
 /// Where a write ends: at its final path (with or without a directory sync), or staged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Final(SyncDirectory),
     Staged,
 }
 
 /// Whether a write waits for its directory entry to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SyncDirectory {
+pub(crate) enum SyncDirectory {
     Yes,
     No,
 }
@@ -102,10 +110,12 @@ impl FsLocalStorage {
             .canonicalize()
             .map_err(|e| Error::from_io(e, format!("resolving storage root {}", root.display())))?;
         Ok(FsLocalStorage {
-            root,
             temp_prefix: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
             temp_counter: Arc::default(),
             active_temp_files: Arc::default(),
+            shared: Arc::new(SharedWrites::new(&root)),
+            promotions: Arc::default(),
+            root,
         })
     }
 
@@ -161,21 +171,10 @@ impl FsLocalStorage {
         .await
     }
 
-    /// Write through a temp file, synced and renamed to `target`.
-    async fn write_file(&self, path: &str, data: ByteStream, target: Target) -> Result<u64> {
-        self.write_file_tagged(path, data, target, "").await
-    }
-
-    /// [`write_file`](Self::write_file) with a temp file named `{tag}{prefix}-{n}.part`.
-    async fn write_file_tagged(
-        &self,
-        path: &str,
-        mut data: ByteStream,
-        target: Target,
-        tag: &str,
-    ) -> Result<u64> {
-        check_name(path)?;
-        let temp_path = self.root.join(TEMP_DIR).join(format!(
+    /// A new temp file name, `{tag}{prefix}-{n}.part`, registered as in progress; the file
+    /// (once created) is removed when the guard is dropped, unless kept.
+    pub(crate) fn new_temp(&self, tag: &str) -> TempFile {
+        let path = self.root.join(TEMP_DIR).join(format!(
             "{tag}{}-{}{TEMP_SUFFIX}",
             self.temp_prefix,
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
@@ -184,32 +183,77 @@ impl FsLocalStorage {
         self.active_temp_files
             .lock()
             .expect("temp set lock poisoned")
-            .insert(temp_path.clone());
-        let mut temp = TempFile {
-            path: temp_path.clone(),
+            .insert(path.clone());
+        TempFile {
+            path,
             active: Arc::clone(&self.active_temp_files),
             keep: false,
-        };
+        }
+    }
 
-        let (root, name, created) = (self.root.clone(), path.to_owned(), temp_path.clone());
-        let file = blocking(move || {
-            // refused before a byte is read, so bad input changes nothing
-            match target {
-                Target::Final(_) => check_final(&root, &name)?,
-                Target::Staged => check_staged(&root, &name)?,
+    /// The directory syncs and temp-file creations this storage's writes share.
+    pub(crate) fn shared_writes(&self) -> Arc<SharedWrites> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Write through a temp file, synced and renamed to `target`.
+    async fn write_file(&self, path: &str, data: ByteStream, target: Target) -> Result<u64> {
+        self.write_file_tagged(path, data, target, "").await
+    }
+
+    /// [`write_file`](Self::write_file) with a temp file named `{tag}{prefix}-{n}.part`.
+    ///
+    /// The stream's first block (up to `WRITE_BUFFER`) is read before the disk is touched: a
+    /// file that ends within it, as most attachments do, is created, written, synced and moved
+    /// in one trip to the blocking pool; a bigger one is written in blocks as it arrives.
+    async fn write_file_tagged(
+        &self,
+        path: &str,
+        mut data: ByteStream,
+        target: Target,
+        tag: &str,
+    ) -> Result<u64> {
+        check_name(path)?;
+        let (head, head_len, ended) = match read_head(&mut data).await {
+            Ok(head) => head,
+            Err(error) => {
+                // a refused target is the clearer error, whatever the stream did
+                let (root, name) = (self.root.clone(), path.to_owned());
+                blocking(move || check_target(&root, &name, target)).await?;
+                return Err(error);
             }
-            hidden::ensure_dirs(&root, &[TEMP_DIR])?;
-            // `create_new` never opens an existing entry, so never a link planted at this name
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&created)
-                .map_err(|e| Error::from_io(e, format!("creating a temp file for {name:?}")))
+        };
+        let mut temp = self.new_temp(tag);
+        let temp_path = temp.path.clone();
+        let (root, name, shared) = (self.root.clone(), path.to_owned(), Arc::clone(&self.shared));
+        if ended {
+            let contents = concat(head, head_len);
+            blocking(move || {
+                // no check before the temp file is created: the move below checks the target
+                // right before its rename, and a refused write removes its temp file
+                let file = create_temp(&root, &name, &temp_path, &shared)?;
+                write_all_at(&file, &contents, 0)
+                    .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
+                finish_temp(file, &root, &name, &temp_path, target, &shared)
+            })
+            .await?;
+            temp.keep = true;
+            return Ok(head_len as u64);
+        }
+
+        let created = temp_path.clone();
+        let file = blocking(move || {
+            // refused before the rest of the stream is read
+            check_target(&root, &name, target)?;
+            create_temp(&root, &name, &created, &shared)
         })
         .await?;
 
         let mut writer = BlockWriter::new(file, path);
-        let mut written = 0u64;
+        let mut written = head_len as u64;
+        for chunk in head {
+            writer.push(chunk).await?;
+        }
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(Error::from)?;
             written += chunk.len() as u64;
@@ -217,17 +261,11 @@ impl FsLocalStorage {
         }
         let (file, rest, offset) = writer.finish().await?;
 
-        let (root, name) = (self.root.clone(), path.to_owned());
+        let (root, name, shared) = (self.root.clone(), path.to_owned(), Arc::clone(&self.shared));
         blocking(move || {
             write_all_at(&file, &rest, offset)
                 .map_err(|e| Error::from_io(e, format!("writing {name:?}")))?;
-            file.sync_all()
-                .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
-            drop(file);
-            match target {
-                Target::Final(sync) => move_into_place(&root, &name, &temp_path, sync),
-                Target::Staged => move_into_staging(&root, &name, &temp_path),
-            }
+            finish_temp(file, &root, &name, &temp_path, target, &shared)
         })
         .await?;
         temp.keep = true;
@@ -235,11 +273,105 @@ impl FsLocalStorage {
     }
 }
 
+/// Read up to `WRITE_BUFFER` bytes of `data`: the chunks, their length, and whether the
+/// stream ended within them.
+async fn read_head(data: &mut ByteStream) -> Result<(Vec<bytes::Bytes>, usize, bool)> {
+    let mut head = Vec::new();
+    let mut len = 0usize;
+    while len < WRITE_BUFFER {
+        match data.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(Error::from)?;
+                len += chunk.len();
+                head.push(chunk);
+            }
+            None => return Ok((head, len, true)),
+        }
+    }
+    Ok((head, len, false))
+}
+
+/// Refuse a target that leaves the root, or where a directory stands.
+pub(crate) fn check_target(root: &Path, name: &str, target: Target) -> Result<()> {
+    match target {
+        Target::Final(_) => check_final(root, name),
+        Target::Staged => check_staged(root, name),
+    }
+}
+
+/// The chunks of a small file as one buffer (without a copy when there is one chunk).
+fn concat(chunks: Vec<bytes::Bytes>, len: usize) -> bytes::Bytes {
+    if chunks.len() == 1 {
+        return chunks.into_iter().next().expect("one chunk");
+    }
+    let mut contents = Vec::with_capacity(len);
+    for chunk in &chunks {
+        contents.extend_from_slice(chunk);
+    }
+    bytes::Bytes::from(contents)
+}
+
+/// Create the temp file of a write of `name` (its directory too, if missing).
+pub(crate) fn create_temp(
+    root: &Path,
+    name: &str,
+    temp_path: &Path,
+    shared: &SharedWrites,
+) -> Result<std::fs::File> {
+    hidden::ensure_dirs(root, &[TEMP_DIR])?;
+    let _creating = shared.creating();
+    // `create_new` never opens an existing entry, so never a link planted at this name;
+    // readable too: a file written in parts is read back to be hashed
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(temp_path)
+        .map_err(|e| Error::from_io(e, format!("creating a temp file for {name:?}")))
+}
+
+/// Sync a written temp file and move it to `target`.
+fn finish_temp(
+    file: std::fs::File,
+    root: &Path,
+    name: &str,
+    temp_path: &Path,
+    target: Target,
+    shared: &SharedWrites,
+) -> Result<()> {
+    file.sync_all()
+        .map_err(|e| Error::from_io(e, format!("syncing {name:?}")))?;
+    drop(file);
+    match target {
+        Target::Final(sync) => move_into_place(root, name, temp_path, sync, shared),
+        Target::Staged => move_into_staging(root, name, temp_path, shared),
+    }
+}
+
+/// Move the staged file `name` to its path, without syncing the directory it entered: return
+/// that directory, which the caller syncs before it reports the promotion done.
+pub(crate) fn promote_unsynced(root: &Path, name: &str, shared: &SharedWrites) -> Result<PathBuf> {
+    let parts = staged_parts(name);
+    let (source, found) = hidden::inspect(root, &parts)?;
+    if !matches!(found, Found::File(_)) {
+        return Err(Error::not_found(format!("nothing is staged as {name:?}")));
+    }
+    // Only the directory entered is synced: if a power cut undid the removal from the staging
+    // area, the file would be in both places, and start-up promotes it again.
+    move_into_place(root, name, &source, SyncDirectory::No, shared)?;
+    hidden::remove_empty_dirs(root, &parts[..parts.len() - 1], HIDDEN_PREFIX_LEN);
+    let destination = root.join(name);
+    Ok(destination.parent().unwrap_or(root).to_path_buf())
+}
+
 /// Refuse a final path that leaves the root or where a directory stands.
 fn check_final(root: &Path, name: &str) -> Result<()> {
     let destination = root.join(name);
-    confine(root, name, &destination)?;
-    refuse_directory_at(&destination, name)
+    // the `lstat` of the destination that `confine` made tells a directory in the way
+    match confine(root, name, &destination)? {
+        Some(metadata) if metadata.is_dir() => Err(directory_in_the_way(name)),
+        _ => Ok(()),
+    }
 }
 
 /// Refuse a staged name whose place in the staging area goes through a link or holds a
@@ -251,15 +383,8 @@ fn check_staged(root: &Path, name: &str) -> Result<()> {
     }
 }
 
-/// Refuse to put a file where a directory stands: `rename` would fail with a less helpful
-/// error, and the directory may hold the app's files.
-fn refuse_directory_at(destination: &Path, name: &str) -> Result<()> {
-    match std::fs::symlink_metadata(destination) {
-        Ok(metadata) if metadata.is_dir() => Err(directory_in_the_way(name)),
-        _ => Ok(()),
-    }
-}
-
+/// The refusal to put a file where a directory stands: `rename` would fail with a less
+/// helpful error, and the directory may hold the app's files.
 fn directory_in_the_way(name: &str) -> Error {
     Error::new(
         ErrorKind::AlreadyExists,
@@ -269,7 +394,13 @@ fn directory_in_the_way(name: &str) -> Error {
 
 /// Rename `source` (a temp or staged file) to the final path of `name`, creating its
 /// directories, and sync the directory when asked.
-fn move_into_place(root: &Path, name: &str, source: &Path, sync: SyncDirectory) -> Result<()> {
+fn move_into_place(
+    root: &Path,
+    name: &str,
+    source: &Path,
+    sync: SyncDirectory,
+    shared: &SharedWrites,
+) -> Result<()> {
     let destination = root.join(name);
     let parent = destination.parent().unwrap_or(root);
     check_final(root, name)?;
@@ -285,14 +416,19 @@ fn move_into_place(root: &Path, name: &str, source: &Path, sync: SyncDirectory) 
     }
     if sync == SyncDirectory::Yes {
         // the rename is durable only once the directory entry is on disk
-        hidden::sync_dir(parent, name)?;
+        shared.sync_dir(parent, name)?;
     }
     Ok(())
 }
 
 /// Rename `source` (a temp file or a stored file) to the staged file `name`, creating its
 /// directories in the staging area, and sync the directory it entered.
-fn move_into_staging(root: &Path, name: &str, source: &Path) -> Result<()> {
+pub(crate) fn move_into_staging(
+    root: &Path,
+    name: &str,
+    source: &Path,
+    shared: &SharedWrites,
+) -> Result<()> {
     let parts = staged_parts(name);
     let (_, dirs) = parts.split_last().expect("a staged name has a component");
     // A promote or discard of a sibling may remove an emptied directory between its creation
@@ -305,7 +441,7 @@ fn move_into_staging(root: &Path, name: &str, source: &Path) -> Result<()> {
             return Err(directory_in_the_way(name));
         }
         match std::fs::rename(source, &destination) {
-            Ok(()) => return hidden::sync_dir(&parent, name),
+            Ok(()) => return shared.sync_dir(&parent, name),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !retried => retried = true,
             Err(e) => return Err(Error::from_io(e, format!("staging {name:?}"))),
         }
@@ -316,16 +452,18 @@ fn move_into_staging(root: &Path, name: &str, source: &Path) -> Result<()> {
 ///
 /// `path` is already validated (relative, no `..`), so only a symbolic link below the root can
 /// lead out. Each existing component is looked at without following links (one `lstat`); a
-/// link is resolved and must stay inside the root.
-fn confine(root: &Path, path: &str, full: &Path) -> Result<()> {
+/// link is resolved and must stay inside the root. Returns what the last `lstat` found at
+/// `full` itself (`None` when the path does not exist), so callers need not look again.
+pub(crate) fn confine(root: &Path, path: &str, full: &Path) -> Result<Option<std::fs::Metadata>> {
     let relative = full.strip_prefix(root).unwrap_or(Path::new(path));
     let mut current = root.to_path_buf();
+    let mut found = None;
     for component in relative.components() {
         current.push(component);
         let metadata = match std::fs::symlink_metadata(&current) {
             Ok(metadata) => metadata,
             // nothing below a missing component exists
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::from_io(e, format!("resolving {path:?}"))),
         };
         if metadata.file_type().is_symlink() {
@@ -353,27 +491,23 @@ fn confine(root: &Path, path: &str, full: &Path) -> Result<()> {
                 Err(e) => return Err(Error::from_io(e, format!("resolving {path:?}"))),
             }
         }
+        found = Some(metadata);
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Whether a regular file is at `full` (the resolved `name`), confined to `root`.
 fn file_exists(root: &Path, name: &str, full: &Path) -> Result<bool> {
-    // A name directly below the root (as the queue names files) in one call: what is there,
-    // without following a link. Only a link needs the full check.
-    if !name.contains('/') {
-        match std::fs::symlink_metadata(full) {
-            Ok(metadata) if !metadata.file_type().is_symlink() => return Ok(metadata.is_file()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::from_io(e, format!("checking {name:?}"))),
-        }
-    }
-    confine(root, name, full)?;
-    match std::fs::metadata(full) {
-        Ok(metadata) => Ok(metadata.is_file()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
+    // `confine` looked at every component: missing is missing, and a link (inside the root)
+    // is followed to what it names
+    match confine(root, name, full)? {
+        None => Ok(false),
+        Some(metadata) if !metadata.file_type().is_symlink() => Ok(metadata.is_file()),
+        Some(_) => match std::fs::metadata(full) {
+            Ok(metadata) => Ok(metadata.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
+        },
     }
 }
 
@@ -384,10 +518,10 @@ enum Opened {
 }
 
 /// Removes a temporary file when a write does not finish (error, panic or a dropped future).
-struct TempFile {
-    path: PathBuf,
+pub(crate) struct TempFile {
+    pub(crate) path: PathBuf,
     active: Arc<Mutex<HashSet<PathBuf>>>,
-    keep: bool,
+    pub(crate) keep: bool,
 }
 
 impl Drop for TempFile {
@@ -452,9 +586,14 @@ impl LocalStorage for FsLocalStorage {
         let full = self.resolve(path)?;
         let (root, name) = (self.root.clone(), path.to_owned());
         let opened = blocking(move || {
-            confine(&root, &name, &full)?;
+            let found = confine(&root, &name, &full)?;
             // looked at before opening: opening a FIFO someone left there would never return
-            match std::fs::metadata(&full) {
+            // (the `lstat` of `confine` says it, unless the path is a link to follow)
+            let metadata = match found {
+                Some(metadata) if !metadata.file_type().is_symlink() => Ok(metadata),
+                _ => std::fs::metadata(&full),
+            };
+            match metadata {
                 Ok(metadata) if !metadata.is_file() => {
                     return Err(Error::not_found(format!("{name:?} is not a file")));
                 }
@@ -536,25 +675,16 @@ impl LocalStorage for FsLocalStorage {
 
     async fn promote_staged(&self, path: &str) -> Result<()> {
         check_name(path)?;
-        let (root, name) = (self.root.clone(), path.to_owned());
-        blocking(move || {
-            let parts = staged_parts(&name);
-            let (source, found) = hidden::inspect(&root, &parts)?;
-            if !matches!(found, Found::File(_)) {
-                return Err(Error::not_found(format!("nothing is staged as {name:?}")));
-            }
-            // Only the directory entered is synced: if a power cut undid the removal from the
-            // staging area, the file would be in both places, and start-up promotes it again.
-            move_into_place(&root, &name, &source, SyncDirectory::Yes)?;
-            hidden::remove_empty_dirs(&root, &parts[..parts.len() - 1], HIDDEN_PREFIX_LEN);
-            Ok(())
-        })
-        .await
+        // with the promotions of other saves pending at the same time: one trip to the
+        // blocking pool and one directory sync for all of them
+        self.promotions
+            .promote(&self.root, path, &self.shared)
+            .await
     }
 
     async fn stage_existing(&self, path: &str) -> Result<bool> {
         let full = self.resolve(path)?;
-        let (root, name) = (self.root.clone(), path.to_owned());
+        let (root, name, shared) = (self.root.clone(), path.to_owned(), Arc::clone(&self.shared));
         blocking(move || {
             confine(&root, &name, &full)?;
             let is_file = |full: &Path| match std::fs::symlink_metadata(full) {
@@ -567,7 +697,7 @@ impl LocalStorage for FsLocalStorage {
             if !is_file(&full)? {
                 return Ok(false);
             }
-            if let Err(error) = move_into_staging(&root, &name, &full) {
+            if let Err(error) = move_into_staging(&root, &name, &full, &shared) {
                 // removed meanwhile: there is nothing to move
                 return if is_file(&full)? {
                     Err(error)
@@ -577,7 +707,7 @@ impl LocalStorage for FsLocalStorage {
             }
             // The staging directory was synced; the one left is synced too, so a power cut
             // cannot bring the file back to its path after its row is gone.
-            hidden::sync_dir(full.parent().unwrap_or(&root), &name)?;
+            shared.sync_dir(full.parent().unwrap_or(&root), &name)?;
             Ok(true)
         })
         .await
@@ -621,6 +751,15 @@ impl LocalStorage for FsLocalStorage {
     async fn list_staged(&self) -> Result<Vec<String>> {
         let root = self.root.clone();
         blocking(move || hidden::list_staged(&root)).await
+    }
+
+    async fn create_staged_parts(
+        &self,
+        path: &str,
+        size: u64,
+    ) -> Result<Option<Box<dyn StagedParts>>> {
+        let parts = crate::parts::FsStagedParts::create(self, path, size).await?;
+        Ok(Some(Box::new(parts)))
     }
 
     fn lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {

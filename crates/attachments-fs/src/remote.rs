@@ -1,10 +1,11 @@
 //! `FsRemoteStorage`: a directory used as the remote (the embedded default, or a mounted
 //! network share).
 
+use std::ops::Range;
 use std::path::Path;
 
 use async_trait::async_trait;
-use attachments_core::{Attachment, ByteStream, LocalStorage, RemoteStorage, Result};
+use attachments_core::{Attachment, ByteStream, LocalStorage, RangeBody, RemoteStorage, Result};
 
 use crate::local::FsLocalStorage;
 
@@ -79,6 +80,19 @@ impl RemoteStorage for FsRemoteStorage {
 
     async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {
         self.files.read(&attachment.filename).await
+    }
+
+    fn supports_ranges(&self) -> bool {
+        true
+    }
+
+    async fn download_range(
+        &self,
+        attachment: &Attachment,
+        range: Range<u64>,
+        version: Option<&str>,
+    ) -> Result<RangeBody> {
+        crate::parts::read_stored_range(&self.files, &attachment.filename, range, version).await
     }
 
     async fn delete(&self, attachment: &Attachment) -> Result<()> {

@@ -9,10 +9,18 @@ use attachments_core::{Error, ErrorKind, Result};
 /// How many bytes gather before a write: every write is a trip to the blocking thread pool, so
 /// few large ones beat many small ones (measured with `cargo xtask bench`: see
 /// docs/BENCHMARKS.md).
-const WRITE_BUFFER: usize = 1024 * 1024;
+pub(crate) const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Block writes of one file running at once (each copies its block into the page cache).
 const WRITES_IN_FLIGHT: usize = 4;
+
+/// Block writes of one part of a file written in parts running at once: the parts run side
+/// by side already, and each write in flight holds a block in memory.
+const PART_WRITES_IN_FLIGHT: usize = 2;
+
+/// The block size of a part: several parts are written side by side, each with a block
+/// filling and `PART_WRITES_IN_FLIGHT` being written, so blocks are smaller than one file's.
+const PART_BLOCK: usize = 512 * 1024;
 
 /// A big file is synced to disk every this many bytes as it is written (on a second handle, in
 /// the background), not only at the end: the disk works while the stream is still being read,
@@ -47,6 +55,9 @@ pub(crate) struct BlockWriter {
     unsynced: usize,
     /// A sync of what was written so far, running beside the writes (at most one).
     background_sync: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// Syncs in the background every `SYNC_EVERY` bytes (not for a part of a download).
+    syncs_as_it_goes: bool,
+    max_in_flight: usize,
 }
 
 /// One write: a block gathered from small chunks, or a chunk big enough on its own (written
@@ -76,6 +87,25 @@ impl BlockWriter {
             pending: Vec::new(),
             unsynced: 0,
             background_sync: None,
+            syncs_as_it_goes: true,
+            max_in_flight: WRITES_IN_FLIGHT,
+        }
+    }
+
+    /// A writer of one part of a file, from `offset` on, beside writers of other parts; it
+    /// syncs nothing (the file is synced once, when complete).
+    pub(crate) fn for_part(file: Arc<std::fs::File>, name: &str, offset: u64) -> Self {
+        BlockWriter {
+            name: name.to_owned(),
+            file,
+            offset,
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
+            pending: Vec::new(),
+            unsynced: 0,
+            background_sync: None,
+            syncs_as_it_goes: false,
+            max_in_flight: PART_WRITES_IN_FLIGHT,
         }
     }
 
@@ -92,9 +122,29 @@ impl BlockWriter {
         Ok(())
     }
 
+    /// As [`push`](Self::push), for a part: blocks of exactly `PART_BLOCK` bytes, gathered in
+    /// buffers of that capacity that are reused, so the memory of a part stays fixed.
+    pub(crate) async fn push_to_part(&mut self, mut chunk: bytes::Bytes) -> Result<()> {
+        while !chunk.is_empty() {
+            if self.pending.capacity() == 0 {
+                self.pending = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(PART_BLOCK));
+            }
+            let take = (PART_BLOCK - self.pending.len()).min(chunk.len());
+            self.pending.extend_from_slice(&chunk.split_to(take));
+            if self.pending.len() >= PART_BLOCK {
+                let block = std::mem::take(&mut self.pending);
+                self.submit(Block::Gathered(block)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Start writing `block` at the current offset, once fewer than `WRITES_IN_FLIGHT` are.
     async fn submit(&mut self, block: Block) -> Result<()> {
-        if self.in_flight.len() >= WRITES_IN_FLIGHT {
+        if self.in_flight.len() >= self.max_in_flight {
             self.wait_for_oldest_write().await?;
         }
         if self
@@ -106,7 +156,7 @@ impl BlockWriter {
             self.wait_for_background_sync().await?;
         }
         let len = block.bytes().len();
-        if self.unsynced >= SYNC_EVERY && self.background_sync.is_none() {
+        if self.syncs_as_it_goes && self.unsynced >= SYNC_EVERY && self.background_sync.is_none() {
             let (file, name) = (Arc::clone(&self.file), self.name.clone());
             self.background_sync = Some(tokio::task::spawn_blocking(move || {
                 file.sync_data()
@@ -149,6 +199,18 @@ impl BlockWriter {
         }
     }
 
+    /// Write what is left and wait for every write of this part.
+    pub(crate) async fn finish_part(mut self) -> Result<()> {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            self.submit(Block::Gathered(rest)).await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.wait_for_oldest_write().await?;
+        }
+        Ok(())
+    }
+
     /// Wait for every write and sync; hand back the file, the bytes not yet written and
     /// where they go (a small file is written whole by the caller's last step).
     pub(crate) async fn finish(mut self) -> Result<(std::fs::File, Vec<u8>, u64)> {
@@ -168,6 +230,34 @@ impl BlockWriter {
 
 fn task_failed(error: tokio::task::JoinError) -> Error {
     Error::new(ErrorKind::Other, "a file-system task failed").with_source(error)
+}
+
+/// Fill `buffer` from `offset`, wherever the file's cursor is.
+#[cfg(unix)]
+pub(crate) fn read_exact_at(
+    file: &std::fs::File,
+    buffer: &mut [u8],
+    offset: u64,
+) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
+}
+
+/// Fill `buffer` from `offset`, wherever the file's cursor is.
+#[cfg(windows)]
+pub(crate) fn read_exact_at(
+    file: &std::fs::File,
+    mut buffer: &mut [u8],
+    mut offset: u64,
+) -> io::Result<()> {
+    while !buffer.is_empty() {
+        let read = std::os::windows::fs::FileExt::seek_read(file, buffer, offset)?;
+        if read == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        buffer = &mut buffer[read..];
+        offset += read as u64;
+    }
+    Ok(())
 }
 
 /// Write all of `bytes` at `offset`, wherever the file's cursor is.

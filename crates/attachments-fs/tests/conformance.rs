@@ -4,7 +4,7 @@
 use attachments_core::{ErrorKind, LocalStorage, byte_stream_from, collect_bytes};
 use attachments_fs::{FsLocalStorage, FsRemoteStorage, TEMP_DIR};
 use attachments_testkit::{
-    failing_stream, local_storage_suite, patterned_stream, remote_storage_suite,
+    failing_stream, local_storage_suite, patterned_stream, remote_storage_suite, staged_parts_suite,
 };
 
 #[tokio::test]
@@ -14,26 +14,45 @@ async fn local_storage_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn staged_files_written_in_parts_keep_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    staged_parts_suite(&FsLocalStorage::new(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
 async fn remote_storage_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     remote_storage_suite(&FsRemoteStorage::new(dir.path()).unwrap()).await;
+}
+
+/// Entries in the storage's temp directory (none when a write never needed it).
+fn temp_files(root: &std::path::Path) -> usize {
+    match std::fs::read_dir(root.join(TEMP_DIR)) {
+        Ok(entries) => entries.count(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(error) => panic!("reading the temp directory: {error}"),
+    }
 }
 
 #[tokio::test]
 async fn failed_writes_leave_no_temp_file() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FsLocalStorage::new(dir.path()).unwrap();
-    assert!(
-        storage
-            .write("a.bin", failing_stream(1, 200_000))
-            .await
-            .is_err()
-    );
-    let temp = std::fs::read_dir(dir.path().join(TEMP_DIR))
-        .unwrap()
-        .count();
-    assert_eq!(temp, 0, "the temp file of a failed write is removed");
-    assert!(!dir.path().join("a.bin").exists());
+    // a small file fails before the disk is touched; a big one once its temp file is written
+    for good in [200_000, 3_000_000] {
+        assert!(
+            storage
+                .write("a.bin", failing_stream(1, good))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            temp_files(dir.path()),
+            0,
+            "the temp file of a failed write is removed"
+        );
+        assert!(!dir.path().join("a.bin").exists());
+    }
 }
 
 #[tokio::test]
@@ -46,12 +65,7 @@ async fn a_dropped_write_leaves_no_temp_file() {
     let write = storage.write("a.bin", Box::pin(endless));
     let result = tokio::time::timeout(std::time::Duration::from_millis(100), write).await;
     assert!(result.is_err(), "the write never finished");
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(TEMP_DIR))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(temp_files(dir.path()), 0);
     assert!(!dir.path().join("a.bin").exists());
 }
 

@@ -114,23 +114,34 @@ async fn promoting_onto_a_directory_fails_and_keeps_the_file_staged() {
 }
 
 #[tokio::test]
-async fn writing_where_a_directory_stands_is_refused_before_reading_the_stream() {
+async fn writing_where_a_directory_stands_is_refused_whatever_the_stream_does() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FsLocalStorage::new(dir.path()).unwrap();
     std::fs::create_dir(dir.path().join("a.jpg")).unwrap();
-    // a stream that fails when read: the refusal must come first
-    let err = storage
-        .write("a.jpg", failing_stream(1, 10))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    // a stream that fails when read, or one that does not: the refusal is what is reported
+    for stream in [failing_stream(1, 10), bytes("fine")] {
+        let err = storage.write("a.jpg", stream).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    }
     storage.write_staged("b/c.jpg", bytes("x")).await.unwrap();
-    let err = storage
-        .write_staged("b", failing_stream(2, 10))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    for stream in [failing_stream(2, 10), bytes("fine")] {
+        let err = storage.write_staged("b", stream).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    }
     assert_eq!(storage.list_staged().await.unwrap(), ["b/c.jpg"]);
+    assert!(
+        dir.path().join("a.jpg").is_dir(),
+        "the directory is left alone"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".attachments-tmp"))
+            .unwrap()
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".part"))
+            .count(),
+        0,
+        "no temp file stays"
+    );
 }
 
 #[cfg(unix)]
@@ -235,4 +246,44 @@ async fn a_fifo_at_a_stored_or_staged_path_is_not_a_file_and_never_hangs_a_read(
     let err = storage.read_staged("pipe.bin").await.err().unwrap();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(storage.list_staged().await.unwrap(), ["real.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn promotions_at_the_same_time_each_end_as_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsLocalStorage::new(dir.path()).unwrap();
+    let mut names: Vec<String> = (0..40).map(|n| format!("file-{n}.jpg")).collect();
+    names.push("photos/nested.jpg".to_owned());
+    for name in &names {
+        storage.write_staged(name, bytes(name)).await.unwrap();
+    }
+    // a directory of the app in the way of one, and one never staged
+    std::fs::create_dir(dir.path().join("file-3.jpg")).unwrap();
+    names.push("never-staged.jpg".to_owned());
+    let promotions: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (storage, name) = (storage.clone(), name.clone());
+            tokio::spawn(async move { (name.clone(), storage.promote_staged(&name).await) })
+        })
+        .collect();
+    for promotion in promotions {
+        let (name, result) = promotion.await.unwrap();
+        match name.as_str() {
+            "file-3.jpg" => {
+                assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyExists);
+                // still staged, untouched
+                assert_eq!(staged_contents(&storage, &name).await, name.as_bytes());
+            }
+            "never-staged.jpg" => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotFound),
+            _ => {
+                result.unwrap();
+                assert_eq!(
+                    std::fs::read(dir.path().join(&name)).unwrap(),
+                    name.as_bytes()
+                );
+            }
+        }
+    }
+    assert_eq!(storage.list_staged().await.unwrap(), ["file-3.jpg"]);
 }

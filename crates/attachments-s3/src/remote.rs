@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use attachments_core::{
-    Attachment, ByteStream, ChunkedReader, Error, ErrorKind, RemoteStorage, Result,
+    Attachment, ByteStream, ChunkedReader, Error, ErrorKind, RangeBody, RemoteStorage, Result,
     validate_relative_path,
 };
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{
@@ -28,6 +29,8 @@ use tracing::{debug, warn};
 
 use crate::config::{ChecksumMode, MIN_PART_SIZE, MultipartSettings, PayloadSigning, S3Config};
 use crate::error::{BodyEncoding, classify, classify_upload};
+
+mod ranges;
 
 /// `request.customize()`, with payload signing turned off unless the storage signs payloads.
 /// The SDK offers the switch on each operation's own type, hence a macro.
@@ -133,6 +136,9 @@ impl S3RemoteStorage {
             .region(Region::new(config.region.clone()))
             .force_path_style(config.force_path_style)
             .retry_config(RetryConfig::disabled())
+            // The queue fails a transfer that moves no byte for `transfer_timeout`; the SDK's
+            // own throughput check would only add timers to every request and body.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .request_checksum_calculation(request_checksums)
             .response_checksum_validation(response_checksums);
         if let Some(endpoint) = &config.endpoint_url {
@@ -365,32 +371,47 @@ impl S3RemoteStorage {
         }
     }
 
-    /// Upload every part and complete the upload; returns the number of parts.
+    /// Upload every part and complete the upload; returns the number of parts. The next part
+    /// is read while the earlier ones are in flight, so a part is ready as soon as a slot
+    /// frees (the reader's buffer pool bounds how far it runs ahead).
     async fn upload_parts_and_complete(
         &self,
         key: &str,
         upload_id: &str,
         first: Bytes,
-        mut reader: ChunkedReader,
+        reader: ChunkedReader,
     ) -> Result<i32> {
-        let mut pending_first = Some(first);
+        // a stream keeps a read in progress when the `select!` below picks a finished part
+        let mut parts = Box::pin(futures_util::stream::try_unfold(
+            reader,
+            |mut reader| async {
+                Ok::<_, Error>(reader.next_chunk().await?.map(|part| (part, reader)))
+            },
+        ));
+        let mut ready = Some(first);
         let mut in_flight = FuturesUnordered::new();
         let mut completed = Vec::new();
         let mut next_number = 1;
         let mut exhausted = false;
         loop {
-            while !exhausted && in_flight.len() < self.multipart.part_concurrency {
-                let part = match pending_first.take() {
-                    Some(first) => Some(first),
-                    None => reader.next_chunk().await?,
-                };
-                match part {
-                    Some(bytes) => {
-                        in_flight.push(self.upload_part(key, upload_id, next_number, bytes));
-                        next_number += 1;
+            if in_flight.len() < self.multipart.part_concurrency
+                && let Some(bytes) = ready.take()
+            {
+                in_flight.push(self.upload_part(key, upload_id, next_number, bytes));
+                next_number += 1;
+                continue;
+            }
+            if ready.is_none() && !exhausted {
+                tokio::select! {
+                    part = parts.next() => match part.transpose()? {
+                        Some(bytes) => ready = Some(bytes),
+                        None => exhausted = true,
+                    },
+                    Some(part) = in_flight.next(), if !in_flight.is_empty() => {
+                        completed.push(part?);
                     }
-                    None => exhausted = true,
                 }
+                continue;
             }
             match in_flight.next().await {
                 Some(part) => completed.push(part?),
@@ -472,7 +493,17 @@ fn hex(bytes: &[u8]) -> String {
 /// Read a stream expected to hold `size` bytes (more or fewer are sent as they are: the queue
 /// compares the bytes it read with the size it saved).
 async fn read_all(mut data: ByteStream, size: u64) -> Result<Bytes> {
+    let Some(first) = data.next().await else {
+        return Ok(Bytes::new());
+    };
+    let first = first.map_err(Error::from)?;
+    let Some(second) = data.next().await else {
+        // a stream of one chunk (a small local file is read whole) is sent without a copy
+        return Ok(first);
+    };
     let mut buffer = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    buffer.extend_from_slice(&first);
+    buffer.extend_from_slice(&second.map_err(Error::from)?);
     while let Some(chunk) = data.next().await {
         buffer.extend_from_slice(&chunk.map_err(Error::from)?);
     }
@@ -536,6 +567,19 @@ impl RemoteStorage for S3RemoteStorage {
             }
         });
         Ok(Box::pin(stream))
+    }
+
+    fn supports_ranges(&self) -> bool {
+        true
+    }
+
+    async fn download_range(
+        &self,
+        attachment: &Attachment,
+        range: std::ops::Range<u64>,
+        version: Option<&str>,
+    ) -> Result<RangeBody> {
+        self.get_range(attachment, range, version).await
     }
 
     async fn delete(&self, attachment: &Attachment) -> Result<()> {
@@ -677,5 +721,43 @@ mod tests {
         assert_eq!(part_size_for(five, None), 5 * 1024 * 1024);
         // 100 GiB needs parts of at least 10.24 MiB: 11 MiB
         assert_eq!(part_size_for(five, Some(100 << 30)), 11 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_into_memory_holds_every_chunk_in_order() {
+        use attachments_core::byte_stream_from;
+        for chunks in [
+            vec![],
+            vec![&b"whole"[..]],
+            vec![&b"ab"[..], &b"c"[..], &b"de"[..]],
+        ] {
+            let expected = chunks.concat();
+            let body = read_all(byte_stream_from(chunks), 5).await.unwrap();
+            assert_eq!(body, expected);
+        }
+        let failing: ByteStream = Box::pin(futures_util::stream::iter([
+            Ok(Bytes::from_static(b"ok")),
+            Err(std::io::Error::other("broken")),
+        ]));
+        assert!(read_all(failing, 5).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_client_built_from_settings_leaves_stall_detection_to_the_queue() {
+        let storage = S3RemoteStorage::from_config(
+            S3Config::new("photos")
+                .endpoint_url("http://127.0.0.1:9")
+                .credentials(crate::S3Credentials::new("key", "secret")),
+        )
+        .await
+        .unwrap();
+        // the queue's `transfer_timeout` watchdog fails a transfer that moves no byte; the
+        // SDK's check would only add timers to every request
+        let stall = storage
+            .client()
+            .config()
+            .stalled_stream_protection()
+            .cloned();
+        assert!(stall.is_some_and(|config| !config.is_enabled()));
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod inserts;
 mod lock;
 mod migrations;
 mod rows;

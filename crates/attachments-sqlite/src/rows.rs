@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 use tracing::warn;
 
 use crate::error::db_error;
+use crate::store::SqliteQuery;
 
 /// The rows that can be read. One row written by something else (an unknown state code, an
 /// invalid id) must not stop the sync of every other attachment: it is left out here, with a
@@ -25,10 +26,6 @@ fn readable(row: Result<Attachment>) -> Option<Attachment> {
         }
     }
 }
-
-/// A statement with its arguments bound.
-pub(crate) type SqliteQuery<'q> =
-    sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// A page of rows: `[json, plain]` are the same query as one JSON row ([`rows_from_json_page`])
 /// and row by row, with the same arguments (`bind`). The JSON row is read first; a value it

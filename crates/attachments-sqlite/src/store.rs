@@ -15,7 +15,8 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 use tracing::warn;
 
 use crate::error::db_error;
-use crate::rows::{SqliteQuery, read_page, readable_rows, row_to_attachment};
+use crate::inserts::PendingInserts;
+use crate::rows::{read_page, readable_rows, row_to_attachment};
 use attachments_sql::{FIELDS, Statements, validate_table_name};
 
 /// The default table name, the one the PowerSync SDKs use.
@@ -67,13 +68,15 @@ const WRITE_BATCH: usize = 500;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    table: Arc<str>,
-    sql: Arc<Statements>,
+    pub(crate) table: Arc<str>,
+    pub(crate) sql: Arc<Statements>,
     /// The store's own write connection, taken out of the pool once. Every write of the store
     /// goes through it, one at a time: writers of this process (a save, a transfer outcome)
     /// queue here instead of meeting in SQLite's busy handler, which sleeps for milliseconds
     /// before trying again, and no write pays for a pool checkout.
-    writer: Arc<tokio::sync::Mutex<SqliteConnection>>,
+    pub(crate) writer: Arc<tokio::sync::Mutex<SqliteConnection>>,
+    /// Inserts without a hook waiting for `writer`: whoever gets it inserts them all.
+    pub(crate) pending_inserts: Arc<PendingInserts>,
     /// `<database file>.<table>.lock`; `None` for a database without a file.
     lock_path: Option<Arc<Path>>,
 }
@@ -86,7 +89,7 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-fn sql(text: &str) -> impl SqlSafeStr {
+pub(crate) fn sql(text: &str) -> impl SqlSafeStr {
     // The only dynamic part of any statement is the table name, validated in `with_table`.
     AssertSqlSafe(text.to_owned())
 }
@@ -119,6 +122,7 @@ impl SqliteStore {
             table: Arc::from(table),
             sql: Arc::new(Statements::new(table)),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            pending_inserts: Arc::default(),
             lock_path: lock_path.map(PathBuf::into_boxed_path).map(Arc::from),
         };
         crate::migrations::migrate(&store.pool, table, store.migrations_table_name()).await?;
@@ -162,7 +166,7 @@ impl SqliteStore {
 
     /// Apply one change. Returns the version it wrote (for a delete, the version of the row it
     /// removed), or `None` when it did not apply.
-    async fn apply_one(
+    pub(crate) async fn apply_one(
         connection: &mut SqliteConnection,
         sql: &Statements,
         change: &RowChange,
@@ -207,7 +211,7 @@ impl SqliteStore {
 
     /// Why `change` did not apply, as the error its caller returns: its id is taken (an
     /// insert), its filename is another row's, or its row changed meanwhile.
-    async fn refusal(
+    pub(crate) async fn refusal(
         connection: &mut SqliteConnection,
         sql: &Statements,
         change: &RowChange,
@@ -325,27 +329,8 @@ impl SqliteStore {
                 _ => None,
             })
             .collect();
-        let one = format!(
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {} + ?)",
-            self.sql.next_version
-        );
-        let values = vec![one.as_str(); rows.len()].join(", ");
-        // a row whose id or filename is taken (also by an earlier row of this statement) is
-        // skipped and reported not applied
-        let statement = format!(
-            r#"INSERT INTO "{}" (id, {FIELDS}, version) VALUES {values}
-               ON CONFLICT DO NOTHING RETURNING id"#,
-            self.table
-        );
-        let mut query = sqlx::query(sql(&statement));
-        for (place, row) in (1_i64..).zip(&rows) {
-            query = bind_fields(query.bind(row.id.as_str()), row)?.bind(place);
-        }
-        let inserted = returned_ids(connection, query, "inserting attachments").await?;
-        Ok(rows
-            .iter()
-            .map(|row| inserted.contains(row.id.as_str()))
-            .collect())
+        let versions = self.insert_rows(connection, &rows).await?;
+        Ok(versions.iter().map(Option::is_some).collect())
     }
 }
 
@@ -569,20 +554,13 @@ impl AttachmentStore for SqliteStore {
         row: Attachment,
         hook: Option<UpdateHook<SqliteConnection>>,
     ) -> Result<Attachment> {
+        let Some(hook) = hook else {
+            // saves without a hook that wait for the writer together go in one statement
+            return self.insert_grouped(row).await;
+        };
         let mut written = row.clone();
         let change = RowChange::Insert(row);
         let mut writer = self.writer.lock().await;
-        let Some(hook) = hook else {
-            // one INSERT .. ON CONFLICT DO NOTHING: a single round trip, atomic on its own
-            // (only a refusal costs a second statement, to say which conflict it was)
-            return match Self::apply_one(&mut writer, &self.sql, &change).await? {
-                Some(version) => {
-                    written.version = version;
-                    Ok(written)
-                }
-                None => Err(Self::refusal(&mut writer, &self.sql, &change).await),
-            };
-        };
         let id = change.id().clone();
         let mut tx = begin_write(&mut writer).await?;
         let Some(version) = Self::apply_one(&mut tx, &self.sql, &change).await? else {
@@ -669,8 +647,14 @@ async fn run_hook(
     })
 }
 
+pub(crate) type SqliteQuery<'q> =
+    sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
 /// Bind every column but `id` and `version`, in `FIELDS` order.
-fn bind_fields<'q>(query: SqliteQuery<'q>, row: &'q Attachment) -> Result<SqliteQuery<'q>> {
+pub(crate) fn bind_fields<'q>(
+    query: SqliteQuery<'q>,
+    row: &'q Attachment,
+) -> Result<SqliteQuery<'q>> {
     Ok(query
         .bind(&row.filename)
         .bind(&row.local_uri)

@@ -654,3 +654,112 @@ async fn a_write_that_would_share_a_filename_is_refused_and_changes_nothing() {
     );
     assert_eq!(store.count_by_state().await.unwrap().total(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn saves_at_the_same_time_are_each_written_or_refused_as_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::new(file_pool(&dir).await).await.unwrap();
+    let new = |id: &str, filename: &str| {
+        Attachment::new(
+            AttachmentId::new(id).unwrap(),
+            filename,
+            AttachmentState::QueuedUpload,
+            1,
+        )
+    };
+    store
+        .insert_with_hook(new("taken", "taken.jpg"), None)
+        .await
+        .unwrap();
+    // saves at once (they meet waiting for the writer and go in shared statements): the
+    // fresh ones written, each with a version of its own; a taken id, a taken filename and
+    // two saves of one new id refused as they would be one at a time
+    let save_at_once = |rows: Vec<Attachment>| {
+        let store = store.clone();
+        async move {
+            let saves: Vec<_> = rows
+                .into_iter()
+                .map(|row| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let id = row.id.clone();
+                        (id, store.insert_with_hook(row, None).await)
+                    })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for save in saves {
+                results.push(save.await.unwrap());
+            }
+            results
+        }
+    };
+    let mut first: Vec<Attachment> = (0..60)
+        .map(|n| new(&format!("fresh-{n}"), &format!("fresh-{n}.jpg")))
+        .collect();
+    first.push(new("taken", "other.jpg"));
+    first.push(new("intruder", "taken.jpg"));
+    first.push(new("late", "fresh-7.jpg"));
+    let second = vec![
+        new("twice", "twice-1.jpg"),
+        new("twice", "twice-2.jpg"),
+        new("after", "after.jpg"),
+    ];
+    let mut results = save_at_once(first).await;
+    results.extend(save_at_once(second).await);
+    let mut versions = std::collections::BTreeSet::new();
+    let mut twice_written = 0;
+    let mut late_written = false;
+    for (id, result) in results {
+        match id.as_str() {
+            "taken" | "intruder" => {
+                let error = result.unwrap_err();
+                assert_eq!(error.kind(), ErrorKind::AlreadyExists, "{id}: {error}");
+            }
+            // "late" and "fresh-7" want one filename: one of them is refused
+            "late" | "fresh-7" => match result {
+                Ok(written) => {
+                    late_written |= id.as_str() == "late";
+                    versions.insert(written.version);
+                }
+                Err(error) => assert_eq!(error.kind(), ErrorKind::AlreadyExists),
+            },
+            "twice" => match result {
+                Ok(written) => {
+                    twice_written += 1;
+                    versions.insert(written.version);
+                }
+                Err(error) => assert_eq!(error.kind(), ErrorKind::AlreadyExists),
+            },
+            _ => {
+                let written = result.unwrap();
+                // what the save returned is what the table holds
+                assert_eq!(store.get(&id).await.unwrap(), Some(written.clone()));
+                versions.insert(written.version);
+            }
+        }
+    }
+    assert_eq!(twice_written, 1, "one save of an id wins");
+    // 60 fresh (or 59 and "late"), "twice", "after"
+    assert_eq!(
+        versions.len(),
+        62,
+        "every written row has a version of its own"
+    );
+    let rows = store.list(None).await.unwrap();
+    assert_eq!(rows.len(), 63);
+    let holder = rows
+        .iter()
+        .find(|row| row.filename == "fresh-7.jpg")
+        .unwrap();
+    assert_eq!(holder.id.as_str() == "late", late_written);
+    let taken = store
+        .get(&AttachmentId::new("taken").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        taken.filename, "taken.jpg",
+        "the refused save changed nothing"
+    );
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use attachments_core::{Attachment, ByteStream, Error, RemoteStorage, Result};
+use attachments_core::{Attachment, ByteStream, Error, RangeBody, RemoteStorage, Result};
 use tokio::sync::watch;
 
 /// What a [`FaultyRemoteStorage`] does to a call instead of passing it on.
@@ -218,6 +218,21 @@ impl<R: RemoteStorage> RemoteStorage for FaultyRemoteStorage<R> {
     async fn download(&self, attachment: &Attachment) -> Result<ByteStream> {
         self.before_call(attachment, &self.calls.downloads).await?;
         self.inner.download(attachment).await
+    }
+
+    fn supports_ranges(&self) -> bool {
+        self.inner.supports_ranges()
+    }
+
+    /// Each range is a download call, with the same faults.
+    async fn download_range(
+        &self,
+        attachment: &Attachment,
+        range: std::ops::Range<u64>,
+        version: Option<&str>,
+    ) -> Result<RangeBody> {
+        self.before_call(attachment, &self.calls.downloads).await?;
+        self.inner.download_range(attachment, range, version).await
     }
 
     async fn delete(&self, attachment: &Attachment) -> Result<()> {

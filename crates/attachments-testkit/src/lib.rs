@@ -13,5 +13,6 @@ pub use memory::{MemoryLocalStorage, MemoryRemoteStorage};
 pub use suites::local as local_storage;
 pub use suites::{
     HOSTILE_PATHS, KeyRules, Staging, local_storage_suite, local_storage_suite_with,
-    remote_storage_suite, remote_storage_suite_with_keys, startup, store, store_suite,
+    ranged_reads_suite, ranges, remote_storage_suite, remote_storage_suite_with_keys,
+    staged_parts_suite, startup, store, store_suite,
 };

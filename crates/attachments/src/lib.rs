@@ -6,10 +6,11 @@ pub use attachments_core::{
     Attachment, AttachmentErrorHandler, AttachmentEvent, AttachmentId, AttachmentQueue,
     AttachmentQueueBuilder, AttachmentState, AttachmentStore, BoxError, ByteStream, Bytes,
     ChangeDecider, ChunkedReader, DefaultErrorHandler, Error, ErrorAction, ErrorKind,
-    ExclusiveLock, LocalStorage, Operation, PassSummary, QueueConfig, ReferencedAttachments,
-    RemoteStorage, Result, RetryPolicy, RowChange, SaveFile, Secret, StateCounts, UpdateHook,
-    WatchSource, WatchedAttachmentItem, already_exists, async_trait, byte_stream_from,
-    collect_bytes, default_filename, validate_extension, validate_relative_path,
+    ExclusiveLock, LocalStorage, Operation, PassSummary, QueueConfig, RangeBody,
+    ReferencedAttachments, RemoteStorage, Result, RetryPolicy, RowChange, SaveFile, Secret,
+    StagedParts, StateCounts, UpdateHook, WatchSource, WatchedAttachmentItem, already_exists,
+    async_trait, byte_stream_from, collect_bytes, default_filename, object_changed,
+    validate_extension, validate_relative_path,
 };
 
 /// The SQLite store (sqlx) and watched queries.

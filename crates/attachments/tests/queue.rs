@@ -76,9 +76,14 @@ async fn downloads_attachments_referenced_on_another_device() {
 
     // the todo row reaches the tablet (through the app's own sync); its watcher sees it
     let tablet_queue = tablet.watching_builder().await.build().unwrap();
+    let mut events = tablet_queue.subscribe();
     tablet_queue.start_sync().await.unwrap();
     tablet.add_todo(1, Some(&saved.id)).await;
-    wait_for_counts(&tablet_queue, "the download", |c| c.synced == 1).await;
+    // the `Synced` event comes once the file is in place (the row may say so a moment before)
+    wait_for_event(&mut events, "the download", |e| {
+        matches!(e, AttachmentEvent::StateChanged { id, to: Some(AttachmentState::Synced), .. } if *id == saved.id)
+    })
+    .await;
 
     let local = std::fs::read(tablet.local_dir().join(&saved.filename)).unwrap();
     assert_eq!(local, patterned_bytes(3, 1 << 20));

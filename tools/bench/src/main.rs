@@ -5,7 +5,8 @@
 //! - `upload --source DIR --work DIR --prefix P --concurrency C`: save every file of `DIR`
 //!   through `save_file` and upload it to the S3 server named by `ATTACHMENTS_TEST_S3_*`; time
 //!   from the first save to all `Synced` (`seconds=`), and to the last save's return
-//!   (`saved_seconds=`). Writes the ids to `WORK/manifest.txt`.
+//!   (`saved_seconds=`); `rss_after_mib=` is the resident memory once all are synced. Writes
+//!   the ids to `WORK/manifest.txt`. (`cargo xtask bench` times the whole process besides.)
 //! - `download --manifest FILE --work DIR --prefix P --concurrency C`: a second device
 //!   references every id of the manifest and downloads it; time to all `Synced`.
 //! - `bookkeeping --count N`: N attachments saved and uploaded with in-memory storages.
@@ -14,7 +15,8 @@
 //! - `idle-backlog --rows N --passes P`: N queued rows all waiting out a backoff, then P idle
 //!   passes (`sync_now`); prints `idle_pass_ms=` (median), `samples_ms=`, `first_pass_ms=`
 //!   (start-up included), `startup_peak_rss_mib=` (the process through its first pass; the rows
-//!   are inserted by another process) and `peak_rss_mib=` (the idle passes alone).
+//!   are inserted by another process), `startup_rss_mib=` (resident after it) and
+//!   `peak_rss_mib=` (the idle passes alone).
 //! - `startup-files --rows N` and `upload-rss --files N`: start-up and memory flat in the
 //!   table size (see `flat.rs`).
 
@@ -30,13 +32,16 @@ use attachments::s3::{S3Config, S3RemoteStorage};
 use attachments::sqlite::SqliteStore;
 use attachments::{
     Attachment, AttachmentEvent, AttachmentId, AttachmentState, AttachmentStore, BoxError,
-    LocalStorage, RemoteStorage, RowChange, SaveFile, SqliteAttachmentQueue, WatchedAttachmentItem,
+    ByteStream, Bytes, LocalStorage, RemoteStorage, RowChange, SaveFile, SqliteAttachmentQueue,
+    WatchedAttachmentItem,
 };
 use attachments_testkit::{MemoryLocalStorage, MemoryRemoteStorage, patterned_stream};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// How many `save_file` calls the upload scenario keeps in flight.
 const SAVES_AT_ONCE: usize = 16;
+/// Source files up to this size are read whole before `save_file`, as an app would.
+const READ_WHOLE_UP_TO: u64 = 1 << 20;
 
 struct Args {
     command: String,
@@ -154,11 +159,17 @@ async fn upload(args: &Args) -> Result<String, BoxError> {
         .map(|path| {
             let queue = queue.clone();
             async move {
-                let file = tokio::fs::File::open(path).await?;
-                let stream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                    file,
-                    256 * 1024,
-                ));
+                // as an app would: a small file read whole, a large one streamed
+                let stream: ByteStream =
+                    if tokio::fs::metadata(path).await?.len() <= READ_WHOLE_UP_TO {
+                        let bytes = Bytes::from(tokio::fs::read(path).await?);
+                        Box::pin(futures_util::stream::iter([Ok(bytes)]))
+                    } else {
+                        Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                            tokio::fs::File::open(path).await?,
+                            256 * 1024,
+                        ))
+                    };
                 let saved = queue
                     .save_file(SaveFile::new(stream).file_extension("bin"))
                     .await?;
@@ -171,10 +182,13 @@ async fn upload(args: &Args) -> Result<String, BoxError> {
     let saved_seconds = started.elapsed().as_secs_f64();
     drain(&queue).await?;
     let seconds = started.elapsed().as_secs_f64();
+    // what the process still holds with every file synced and the queue running, so that
+    // memory kept per attachment shows between runs of different sizes (`scaling`)
+    let rss_after_mib = rss_mib("VmRSS");
     queue.close().await;
     std::fs::write(work.join("manifest.txt"), ids.join("\n"))?;
     Ok(format!(
-        "seconds={seconds:.3} saved_seconds={saved_seconds:.3} count={}",
+        "seconds={seconds:.3} saved_seconds={saved_seconds:.3} rss_after_mib={rss_after_mib:.1} count={}",
         paths.len()
     ))
 }
@@ -273,8 +287,7 @@ async fn idle_backlog_fill(args: &Args) -> Result<String, BoxError> {
     )?;
     // a device that learned of many attachments before their authors uploaded them, and has
     // deletes waiting for the network: every row backed off for four more minutes (within the
-    // default `max_backoff` of five: a retry time beyond it is one a wrong clock wrote, which
-    // start-up makes due at once, and the passes would not be idle)
+    // longest backoff, 5 minutes: start-up makes a retry time beyond it due at once)
     let mut inserted = 0;
     while inserted < rows {
         let batch: Vec<RowChange> = (inserted..rows.min(inserted + BACKLOG_BATCH))
@@ -338,6 +351,7 @@ async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
     let first_pass_ms = started.elapsed().as_secs_f64() * 1000.0;
     // the peak through start-up, then one of the idle passes alone (the kernel resets VmHWM)
     let startup_peak_rss_mib = rss_mib("VmHWM");
+    let startup_rss_mib = rss_mib("VmRSS");
     let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let mut samples = Vec::with_capacity(passes);
     let mut busy_passes = 0;
@@ -363,7 +377,7 @@ async fn idle_backlog(args: &Args) -> Result<String, BoxError> {
     let median = sorted[sorted.len() / 2];
     let samples_ms: Vec<String> = samples.iter().map(|s| format!("{s:.2}")).collect();
     Ok(format!(
-        "rows={rows} idle_pass_ms={median:.3} first_pass_ms={first_pass_ms:.1} samples_ms={} startup_peak_rss_mib={startup_peak_rss_mib:.1} rss_reset={}",
+        "rows={rows} idle_pass_ms={median:.3} first_pass_ms={first_pass_ms:.1} samples_ms={} startup_peak_rss_mib={startup_peak_rss_mib:.1} startup_rss_mib={startup_rss_mib:.1} rss_reset={}",
         samples_ms.join("/"),
         u8::from(rss_reset)
     ))

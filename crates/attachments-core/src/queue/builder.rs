@@ -52,6 +52,13 @@ pub struct QueueConfig {
     /// The largest download accepted for an attachment whose size is not recorded yet
     /// (default: no limit). A larger object is refused (`InvalidInput`) as it streams in.
     pub max_download_bytes: Option<u64>,
+    /// Downloads of objects larger than this, from a remote that supports byte ranges
+    /// ([`RemoteStorage::supports_ranges`](crate::RemoteStorage::supports_ranges)), fetch
+    /// ranges of this many bytes, several at once (default 16 MiB, at least 1 MiB;
+    /// `u64::MAX` downloads every file in one stream).
+    pub download_part_size: u64,
+    /// Ranges of one download fetched at once (default 4, at least 1).
+    pub download_part_concurrency: usize,
     /// Backoff and attempt limit for failed transfers.
     pub retry: RetryPolicy,
 }
@@ -66,6 +73,8 @@ impl Default for QueueConfig {
             max_concurrency: 8,
             transfer_timeout: Duration::from_secs(60),
             max_download_bytes: None,
+            download_part_size: 16 * 1024 * 1024,
+            download_part_concurrency: 4,
             retry: RetryPolicy::default(),
         }
     }
@@ -86,6 +95,12 @@ impl QueueConfig {
         }
         if self.max_download_bytes == Some(0) {
             return refuse("max_download_bytes is 0: no download could succeed");
+        }
+        if self.download_part_size < 1024 * 1024 {
+            return refuse("download_part_size is below 1 MiB: too many requests per file");
+        }
+        if self.download_part_concurrency == 0 {
+            return refuse("download_part_concurrency is 0: no range would be fetched");
         }
         let retry = &self.retry;
         if !retry.multiplier.is_finite() || retry.multiplier < 1.0 {
@@ -177,6 +192,14 @@ impl<S: AttachmentStore> AttachmentQueueBuilder<S> {
     /// The largest download accepted for an attachment whose size is not recorded yet.
     pub fn max_download_bytes(mut self, bytes: u64) -> Self {
         self.config.max_download_bytes = Some(bytes);
+        self
+    }
+
+    /// Bytes per range, and ranges fetched at once, when a large file is downloaded in parts
+    /// (see [`QueueConfig::download_part_size`]).
+    pub fn download_parts(mut self, part_size: u64, concurrency: usize) -> Self {
+        self.config.download_part_size = part_size;
+        self.config.download_part_concurrency = concurrency;
         self
     }
 

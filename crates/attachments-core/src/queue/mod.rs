@@ -9,6 +9,7 @@ mod events;
 mod hooks;
 mod lifecycle;
 mod pass;
+mod ranged;
 mod reconcile;
 mod save_file;
 mod startup;

@@ -11,6 +11,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::AttachmentEvent;
 use super::engine::Engine;
+use super::ranged::Landed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::meter::Meter;
 use crate::model::{Attachment, AttachmentId};
@@ -134,19 +135,10 @@ impl<S: AttachmentStore> Engine<S> {
                 ),
             ));
         }
-        let data = self.remote.download(row).await?;
-        // No more than the app's limit. A row that records its size is checked once the body
-        // is in (below), not cut at that size: a reused id's new body may be longer, and must
-        // be seen whole to be recognised when it arrives again.
-        let data = match self.config.max_download_bytes {
-            Some(limit) => limit_stream(data, limit),
-            None => data,
+        let Landed { size, checksum } = match self.download_in_parts(row, meter).await? {
+            Some(landed) => landed,
+            None => self.download_in_one_stream(row, meter).await?,
         };
-        let size = self
-            .local
-            .write_staged(&row.filename, meter.wrap(data))
-            .await?;
-        let checksum = stream_checksum(meter).await?;
         // A row that knows its contents (saved here, or synced before) checks what arrived: a
         // truncated or foreign body is not kept.
         let size_differs = row.size.is_some_and(|expected| expected != size);
@@ -181,6 +173,24 @@ impl<S: AttachmentStore> Engine<S> {
             .with_retryable(true));
         }
         Ok(TransferOutcome::Downloaded { size, checksum })
+    }
+
+    /// Download `row` into the staging area with one `download` stream.
+    async fn download_in_one_stream(&self, row: &Attachment, meter: &Arc<Meter>) -> Result<Landed> {
+        let data = self.remote.download(row).await?;
+        // No more than the app's limit. A row that records its size is checked once the body
+        // is in (below), not cut at that size: a reused id's new body may be longer, and must
+        // be seen whole to be recognised when it arrives again.
+        let data = match self.config.max_download_bytes {
+            Some(limit) => limit_stream(data, limit),
+            None => data,
+        };
+        let size = self
+            .local
+            .write_staged(&row.filename, meter.wrap(data))
+            .await?;
+        let checksum = stream_checksum(meter).await?;
+        Ok(Landed { size, checksum })
     }
 
     /// Remove the remote object, then move the local file into the staging area: it is

@@ -1,14 +1,16 @@
 //! Conformance suites: one public async function per trait, checking exactly what the trait's
 //! documentation promises. An adapter crate calls them from its own `tests/conformance.rs`.
 //! They panic (with a message naming the broken promise) on the first violation. Each suite is
-//! also one public function per promise, in [`local`], [`remote`] and [`store`].
+//! also one public function per promise, in [`local`], [`remote`], [`ranges`] and [`store`].
 
 pub mod local;
+pub mod ranges;
 pub mod remote;
 pub mod startup;
 pub mod store;
 
 pub use local::{Staging, local_storage_suite, local_storage_suite_with};
+pub use ranges::{ranged_reads_suite, staged_parts_suite};
 pub use remote::{KeyRules, remote_storage_suite, remote_storage_suite_with_keys};
 pub use store::store_suite;
 

@@ -98,6 +98,7 @@ pub async fn remote_storage_suite_with_keys(remote: &dyn RemoteStorage, keys: Ke
     deleting_a_missing_object_is_ok(remote).await;
     a_deleted_object_is_gone(remote).await;
     hostile_names_are_refused(remote).await;
+    super::ranges::ranged_reads_suite(remote).await;
 }
 
 /// Promise: a download returns exactly the bytes uploaded, at every size (empty, one byte,
@@ -268,7 +269,7 @@ async fn read(remote: &dyn RemoteStorage, row: &Attachment) -> Vec<u8> {
     collect_bytes(stream).await.unwrap().to_vec()
 }
 
-async fn remove(remote: &dyn RemoteStorage, row: &Attachment) {
+pub(super) async fn remove(remote: &dyn RemoteStorage, row: &Attachment) {
     remote
         .delete(row)
         .await
