@@ -72,6 +72,17 @@ pub fn already_exists(id: &AttachmentId) -> Error {
     )
 }
 
+/// Whether start-up verification may change `row` (see
+/// [`AttachmentStore::list_page_to_verify`]).
+fn needs_verifying(row: &Attachment, retry_after_ms: i64) -> bool {
+    row.local_uri.is_some()
+        || matches!(
+            row.state,
+            AttachmentState::QueuedUpload | AttachmentState::Synced
+        )
+        || (row.state.is_queued() && row.next_attempt_at.is_some_and(|at| at > retry_after_ms))
+}
+
 /// How many attachments are in each state.
 ///
 /// ```
@@ -197,6 +208,57 @@ pub trait AttachmentStore: Send + Sync + 'static {
         rows.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         rows.truncate(limit);
         Ok(rows)
+    }
+
+    /// A page as [`list_page`](AttachmentStore::list_page) of only the rows start-up
+    /// verification may change: rows that point at a local file (`local_uri` set) or should
+    /// (`Synced`, `QueuedUpload`), and queued rows whose `next_attempt_at` is after
+    /// `retry_after_ms`. The rest of the table (rows waiting for a download or a delete, an
+    /// evicted cache) is skipped by the store, never read into memory. The default filters
+    /// `list_page`; a store should filter in its query.
+    async fn list_page_to_verify(
+        &self,
+        after: Option<&AttachmentId>,
+        limit: usize,
+        retry_after_ms: i64,
+    ) -> Result<Vec<Attachment>> {
+        let mut found = Vec::new();
+        let mut after = after.cloned();
+        loop {
+            let rows = self.list_page(after.as_ref(), limit).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id.clone());
+            let full = rows.len() == limit;
+            for row in rows {
+                if found.len() < limit && needs_verifying(&row, retry_after_ms) {
+                    found.push(row);
+                }
+            }
+            if found.len() == limit || !full {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The rows whose `local_uri` is one of `paths`, in no particular order: start-up finds
+    /// the owners of the few files a crash left staged without reading the table. Unreadable
+    /// rows are left out, as in `list`. The default filters `list`.
+    async fn list_by_local_uri(&self, paths: &[String]) -> Result<Vec<Attachment>> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
+        Ok(self
+            .list(None)
+            .await?
+            .into_iter()
+            .filter(|row| {
+                row.local_uri
+                    .as_deref()
+                    .is_some_and(|path| wanted.contains(path))
+            })
+            .collect())
     }
 
     /// The queued rows that are due at `now_ms` (no `next_attempt_at`, or one at or before

@@ -496,6 +496,21 @@ pub(crate) fn confine(root: &Path, path: &str, full: &Path) -> Result<Option<std
     Ok(found)
 }
 
+/// Whether a regular file is at `full` (the resolved `name`), confined to `root`.
+fn file_exists(root: &Path, name: &str, full: &Path) -> Result<bool> {
+    // `confine` looked at every component: missing is missing, and a link (inside the root)
+    // is followed to what it names
+    match confine(root, name, full)? {
+        None => Ok(false),
+        Some(metadata) if !metadata.file_type().is_symlink() => Ok(metadata.is_file()),
+        Some(_) => match std::fs::metadata(full) {
+            Ok(metadata) => Ok(metadata.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
+        },
+    }
+}
+
 /// A file opened for reading: read whole when small, streamed when not.
 enum Opened {
     Small(bytes::Bytes),
@@ -609,20 +624,27 @@ impl LocalStorage for FsLocalStorage {
     async fn exists(&self, path: &str) -> Result<bool> {
         let full = self.resolve(path)?;
         let (root, name) = (self.root.clone(), path.to_owned());
-        blocking(move || {
-            // `confine` looked at every component: missing is missing, and a link (inside the
-            // root) is followed to what it names
-            match confine(&root, &name, &full)? {
-                None => Ok(false),
-                Some(metadata) if !metadata.file_type().is_symlink() => Ok(metadata.is_file()),
-                Some(_) => match std::fs::metadata(&full) {
-                    Ok(metadata) => Ok(metadata.is_file()),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                    Err(e) => Err(Error::from_io(e, format!("checking {name:?}"))),
-                },
-            }
+        blocking(move || file_exists(&root, &name, &full)).await
+    }
+
+    async fn exists_many(&self, paths: &[String]) -> Vec<Result<bool>> {
+        let resolved: Vec<(String, Result<PathBuf>)> = paths
+            .iter()
+            .map(|path| (path.clone(), self.resolve(path)))
+            .collect();
+        let root = self.root.clone();
+        // every path in one trip to the blocking pool: start-up checks a page of rows at once
+        let answers = blocking(move || {
+            Ok(resolved
+                .into_iter()
+                .map(|(name, full)| file_exists(&root, &name, &full?))
+                .collect::<Vec<_>>())
         })
-        .await
+        .await;
+        match answers {
+            Ok(answers) => answers,
+            Err(error) => paths.iter().map(|_| Err(error.clone())).collect(),
+        }
     }
 
     async fn list(&self) -> Result<Vec<String>> {

@@ -418,6 +418,61 @@ impl AttachmentStore for PowerSyncStore {
         .await
     }
 
+    async fn list_page(
+        &self,
+        after: Option<&AttachmentId>,
+        limit: usize,
+    ) -> Result<Vec<Attachment>> {
+        let after = after.map_or_else(String::new, |id| id.as_str().to_owned());
+        self.read("listing a page of attachments", move |connection, sql| {
+            readable_rows(
+                connection,
+                &sql.page,
+                rusqlite::params![after, limit_to_sql(limit)],
+                "listing a page of attachments",
+            )
+        })
+        .await
+    }
+
+    async fn list_page_to_verify(
+        &self,
+        after: Option<&AttachmentId>,
+        limit: usize,
+        retry_after_ms: i64,
+    ) -> Result<Vec<Attachment>> {
+        let after = after.map_or_else(String::new, |id| id.as_str().to_owned());
+        self.read("listing attachments to verify", move |connection, sql| {
+            readable_rows(
+                connection,
+                &sql.verify_page,
+                rusqlite::params![after, retry_after_ms, limit_to_sql(limit)],
+                "listing attachments to verify",
+            )
+        })
+        .await
+    }
+
+    async fn list_by_local_uri(&self, paths: &[String]) -> Result<Vec<Attachment>> {
+        let paths = paths.to_vec();
+        self.read(
+            "reading attachments by local file",
+            move |connection, sql| {
+                let mut found = Vec::new();
+                for chunk in paths.chunks(READ_BATCH) {
+                    found.extend(readable_rows(
+                        connection,
+                        &sql.with_local_uri(chunk.len()),
+                        params_from_iter(chunk),
+                        "reading attachments by local file",
+                    )?);
+                }
+                Ok(found)
+            },
+        )
+        .await
+    }
+
     async fn list_due(
         &self,
         now_ms: i64,

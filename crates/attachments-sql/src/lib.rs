@@ -7,5 +7,5 @@ mod statements;
 pub use lock::{lock, lock_file_path};
 pub use migrations::{MIGRATIONS, Migration};
 pub use statements::{
-    COLUMNS, FIELDS, QUEUED_TERM, Statements, validate_table_name, version_table,
+    COLUMNS, FIELDS, QUEUED_TERM, Statements, json_page, validate_table_name, version_table,
 };

@@ -81,6 +81,17 @@ pub struct Statements {
     pub due: [String; 2],
     /// The earliest retry time: `[without downloads, with downloads]`.
     pub next_attempt: [String; 2],
+    /// Up to `?2` rows with ids after `?1` (`""`: from the first), in id order.
+    pub page: String,
+    /// [`Statements::page`] as one row (see [`json_page`]).
+    pub page_json: String,
+    /// A page as [`Statements::page`] (`?1` after, `?3` limit) of only the rows start-up
+    /// verification looks at: rows that point at a local file or should (`Synced`,
+    /// `QueuedUpload`), and queued rows waiting for a retry time after `?2`.
+    pub verify_page: String,
+    /// [`Statements::verify_page`] as one row: a JSON array of the rows, each an array of
+    /// [`COLUMNS`] (see [`json_page`]).
+    pub verify_page_json: String,
     /// Rows per state code.
     pub count: String,
     /// Remove every row (the version counter stays).
@@ -125,7 +136,7 @@ impl Statements {
                 .collect();
             format!("SELECT MIN(at) FROM ({})", earliest.join(" UNION ALL "))
         });
-        Statements {
+        let mut statements = Statements {
             get: format!(r#"SELECT {COLUMNS} FROM "{table}" WHERE id = ?1"#),
             list_all: format!(r#"SELECT {COLUMNS} FROM "{table}""#),
             insert: format!(
@@ -148,9 +159,25 @@ impl Statements {
             next_version,
             due,
             next_attempt,
+            // ids compare as text in SQLite and in Rust alike (byte order of UTF-8)
+            page: format!(r#"SELECT {COLUMNS} FROM "{table}" WHERE id > ?1 ORDER BY id LIMIT ?2"#),
+            verify_page: format!(
+                r#"SELECT {COLUMNS} FROM "{table}"
+                   WHERE id > ?1
+                     AND (local_uri IS NOT NULL OR state IN ({upload}, {synced})
+                          OR ({QUEUED_TERM} AND next_attempt_at > ?2))
+                   ORDER BY id LIMIT ?3"#,
+                upload = AttachmentState::QueuedUpload.code(),
+                synced = AttachmentState::Synced.code(),
+            ),
             count: format!(r#"SELECT state, COUNT(*) FROM "{table}" GROUP BY state"#),
+            verify_page_json: String::new(),
+            page_json: String::new(),
             clear: format!(r#"DELETE FROM "{table}""#),
-        }
+        };
+        statements.verify_page_json = json_page(&statements.verify_page);
+        statements.page_json = json_page(&statements.page);
+        statements
     }
 
     /// Every row, or those in `states`, oldest `timestamp` first.
@@ -171,6 +198,16 @@ impl Statements {
         query
     }
 
+    /// The rows whose `local_uri` is one of `n` paths (`?1`..`?n`).
+    ///
+    /// ```
+    /// let sql = attachments_sql::Statements::new("t");
+    /// assert!(sql.with_local_uri(2).ends_with("WHERE local_uri IN (?1, ?2)"));
+    /// ```
+    pub fn with_local_uri(&self, n: usize) -> String {
+        format!("{} WHERE local_uri IN ({})", self.list_all, placeholders(n))
+    }
+
     /// The rows with `n` ids (`?1`..`?n`).
     ///
     /// ```
@@ -178,11 +215,24 @@ impl Statements {
     /// assert!(sql.get_many(2).ends_with("WHERE id IN (?1, ?2)"));
     /// ```
     pub fn get_many(&self, n: usize) -> String {
-        let placeholders: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-        format!(
-            "{} WHERE id IN ({})",
-            self.list_all,
-            placeholders.join(", ")
-        )
+        format!("{} WHERE id IN ({})", self.list_all, placeholders(n))
     }
+}
+
+/// The rows `select` returns (every column, [`COLUMNS`] order) as one row of one value: a
+/// JSON array holding an array per row, in no promised order. A client that hands each row
+/// over on its own (sqlx, through its worker thread) reads a page this way in one hand-off.
+///
+/// ```
+/// let page = attachments_sql::json_page("SELECT * FROM t");
+/// assert!(page.starts_with("SELECT json_group_array(json_array(id, filename,"));
+/// ```
+pub fn json_page(select: &str) -> String {
+    format!("SELECT json_group_array(json_array({COLUMNS})) FROM ({select})")
+}
+
+/// `?1, ?2, ... ?n`.
+fn placeholders(n: usize) -> String {
+    let numbered: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+    numbered.join(", ")
 }

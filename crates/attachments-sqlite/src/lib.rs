@@ -4,6 +4,7 @@ mod error;
 mod inserts;
 mod lock;
 mod migrations;
+mod rows;
 mod store;
 mod watch;
 

@@ -9,13 +9,14 @@ use attachments_core::{
     Attachment, AttachmentId, AttachmentState, AttachmentStore, ChangeDecider, Error, ErrorKind,
     ExclusiveLock, Result, RowChange, StateCounts, UpdateHook, already_exists,
 };
-use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use tracing::warn;
 
 use crate::error::db_error;
 use crate::inserts::PendingInserts;
+use crate::rows::{read_page, readable_rows, row_to_attachment};
 use attachments_sql::{FIELDS, Statements, validate_table_name};
 
 /// The default table name, the one the PowerSync SDKs use.
@@ -410,16 +411,45 @@ impl AttachmentStore for SqliteStore {
         after: Option<&AttachmentId>,
         limit: usize,
     ) -> Result<Vec<Attachment>> {
-        // ids compare as text in both SQLite and Rust (byte order of UTF-8, all ASCII here)
-        let query = format!("{} WHERE id > ? ORDER BY id LIMIT ?", self.sql.list_all);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = sqlx::query(sql(&query))
-            .bind(after.map_or("", AttachmentId::as_str))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error(e, "listing a page of attachments"))?;
-        Ok(readable_rows(&rows).collect())
+        let after = after.map_or("", AttachmentId::as_str);
+        let (json, plain) = (&self.sql.page_json, &self.sql.page);
+        let what = "listing a page of attachments";
+        read_page(&self.pool, [json, plain], what, |query| {
+            query.bind(after).bind(limit_to_sql(limit))
+        })
+        .await
+    }
+
+    async fn list_page_to_verify(
+        &self,
+        after: Option<&AttachmentId>,
+        limit: usize,
+        retry_after_ms: i64,
+    ) -> Result<Vec<Attachment>> {
+        let after = after.map_or("", AttachmentId::as_str);
+        let (json, plain) = (&self.sql.verify_page_json, &self.sql.verify_page);
+        let what = "listing a page of attachments to verify";
+        read_page(&self.pool, [json, plain], what, |query| {
+            let query = query.bind(after).bind(retry_after_ms);
+            query.bind(limit_to_sql(limit))
+        })
+        .await
+    }
+
+    async fn list_by_local_uri(&self, paths: &[String]) -> Result<Vec<Attachment>> {
+        let mut found = Vec::new();
+        for chunk in paths.chunks(WRITE_BATCH) {
+            let statement = self.sql.with_local_uri(chunk.len());
+            let query = chunk
+                .iter()
+                .fold(sqlx::query(sql(&statement)), |q, p| q.bind(p));
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error(e, "reading attachments by local file"))?;
+            found.extend(readable_rows(&rows));
+        }
+        Ok(found)
     }
 
     async fn list_due(
@@ -646,69 +676,6 @@ fn size_to_sql(size: Option<u64>) -> Result<Option<i64>> {
         i64::try_from(size).map_err(|_| Error::invalid_input(format!("size {size} is too large")))
     })
     .transpose()
-}
-
-/// The rows that can be read. One row written by something else (an unknown state code, an
-/// invalid id) must not stop the sync of every other attachment: it is left out here, with a
-/// warning, and `get` reports it.
-fn readable_rows(rows: &[SqliteRow]) -> impl Iterator<Item = Attachment> + '_ {
-    rows.iter().filter_map(|row| match row_to_attachment(row) {
-        Ok(attachment) => Some(attachment),
-        Err(error) => {
-            warn!(%error, "unreadable attachment row left out");
-            None
-        }
-    })
-}
-
-/// Read one row; anything the table should never hold (an unknown state code, a negative size,
-/// an invalid id) is a clear error naming the row.
-fn row_to_attachment(row: &SqliteRow) -> Result<Attachment> {
-    let raw_id: String = column(row, "id")?;
-    let corrupt = |what: String| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("attachment row {raw_id:?}: {what}"),
-        )
-    };
-    let id = AttachmentId::new(raw_id.clone()).map_err(|e| corrupt(e.message().to_owned()))?;
-    let state_code: i64 = column(row, "state")?;
-    let state =
-        AttachmentState::from_code(state_code).map_err(|e| corrupt(e.message().to_owned()))?;
-    let failed_state = column::<Option<i64>>(row, "failed_state")?
-        .map(AttachmentState::from_code)
-        .transpose()
-        .map_err(|e| corrupt(format!("failed_state: {}", e.message())))?;
-    let size = column::<Option<i64>>(row, "size")?
-        .map(|size| u64::try_from(size).map_err(|_| corrupt(format!("negative size {size}"))))
-        .transpose()?;
-    let attempts: i64 = column(row, "attempts")?;
-    Ok(Attachment {
-        id,
-        filename: column::<Option<String>>(row, "filename")?
-            .ok_or_else(|| corrupt("filename is NULL".to_owned()))?,
-        local_uri: column(row, "local_uri")?,
-        timestamp: column(row, "timestamp")?,
-        size,
-        media_type: column(row, "media_type")?,
-        state,
-        has_synced: column::<i64>(row, "has_synced")? != 0,
-        meta_data: column(row, "meta_data")?,
-        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-        next_attempt_at: column(row, "next_attempt_at")?,
-        last_error: column(row, "last_error")?,
-        checksum: column(row, "checksum")?,
-        version: column(row, "version")?,
-        failed_state,
-    })
-}
-
-fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(name)
-        .map_err(|e| db_error(e, format!("reading column {name}")))
 }
 
 #[cfg(test)]

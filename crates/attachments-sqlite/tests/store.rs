@@ -175,6 +175,44 @@ async fn corrupt_rows_are_clear_errors() {
     assert_eq!(store.count_by_state().await.unwrap().total(), 2);
 }
 
+/// Start-up's pages (read as one JSON row) leave out only the rows that cannot be read, also
+/// when a row holds a value JSON cannot carry (a BLOB) or one of the wrong type.
+#[tokio::test]
+async fn pages_to_verify_leave_out_only_unreadable_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = file_pool(&dir).await;
+    let store = SqliteStore::new(pool.clone()).await.unwrap();
+    let ids = |rows: Vec<Attachment>| -> Vec<String> {
+        rows.into_iter().map(|r| r.id.to_string()).collect()
+    };
+    for insert in [
+        "INSERT INTO attachments_queue (id, filename, timestamp, state) VALUES ('a', 'a.jpg', 0, 3)",
+        "INSERT INTO attachments_queue (id, filename, timestamp, state) VALUES ('b-bad', 'b.jpg', 0, 9)",
+        "INSERT INTO attachments_queue (id, filename, timestamp, state) VALUES ('c', 'c.jpg', 0, 1)",
+    ] {
+        sqlx::query(insert).execute(&pool).await.unwrap();
+    }
+    let page = store.list_page_to_verify(None, 10, 0).await.unwrap();
+    assert_eq!(ids(page), ["a", "c"], "the unknown state code is left out");
+    for insert in [
+        "INSERT INTO attachments_queue (id, filename, timestamp, state, meta_data) VALUES ('d-blob', 'd.jpg', 0, 3, x'00ff')",
+        "INSERT INTO attachments_queue (id, filename, timestamp, state) VALUES ('e-text-time', 'e.jpg', 'noon', 3)",
+        "INSERT INTO attachments_queue (id, filename, timestamp, state) VALUES ('f', 'f.jpg', 0, 3)",
+    ] {
+        sqlx::query(insert).execute(&pool).await.unwrap();
+    }
+    let page = store.list_page_to_verify(None, 10, 0).await.unwrap();
+    let listed = ids(store.list(None).await.unwrap());
+    assert!(listed.contains(&"f".to_owned()), "{listed:?}");
+    let mut expected: Vec<String> = listed.into_iter().filter(|id| id != "b-bad").collect();
+    expected.sort();
+    assert_eq!(
+        ids(page),
+        expected,
+        "the same rows as a listing, in id order"
+    );
+}
+
 #[tokio::test]
 async fn update_hooks_share_the_transaction() {
     let dir = tempfile::tempdir().unwrap();

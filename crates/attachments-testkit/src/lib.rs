@@ -14,5 +14,5 @@ pub use suites::local as local_storage;
 pub use suites::{
     HOSTILE_PATHS, KeyRules, Staging, local_storage_suite, local_storage_suite_with,
     ranged_reads_suite, ranges, remote_storage_suite, remote_storage_suite_with_keys,
-    staged_parts_suite, store, store_suite,
+    staged_parts_suite, startup, store, store_suite,
 };

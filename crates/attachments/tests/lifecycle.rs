@@ -403,3 +403,97 @@ async fn two_queues_on_one_in_memory_database_are_refused() {
     first.close().await;
     assert_eq!(outcome, "refused: InUse");
 }
+
+/// Start-up on a table of thousands of rows (more than one page of the verification): every
+/// row whose file is gone is repaired, wherever it falls in the pages (first, last of a page,
+/// first of the next, very last); a staged file whose row sorts late is promoted; rows that
+/// have no file to check are left exactly as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_repairs_every_missing_file_of_a_large_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = device(&tmp).await;
+    let builder = device.builder().await; // creates the table
+    let root = device.local_dir();
+    let remote = tmp.path().join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    // 2,100 synced rows with their files, and 1,500 downloads waiting out a backoff whose ids
+    // fall between them in id order
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2099)
+         INSERT INTO attachments_queue (id, filename, local_uri, timestamp, state, has_synced)
+         SELECT printf('s-%05d', i), printf('s-%05d.bin', i), printf('s-%05d.bin', i), 1, 3, 1
+         FROM n",
+    )
+    .execute(&device.pool)
+    .await
+    .unwrap();
+    let soon = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        + 60_000;
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1499)
+         INSERT INTO attachments_queue (id, filename, timestamp, state, attempts, next_attempt_at)
+         SELECT printf('s-%05d-d', i), printf('s-%05d-d.bin', i), 1, 0, 1, ? FROM n",
+    )
+    .bind(soon)
+    .execute(&device.pool)
+    .await
+    .unwrap();
+    for n in 0..2100 {
+        std::fs::write(root.join(format!("s-{n:05}.bin")), b"kept").unwrap();
+    }
+    // gone while the app was not running; the remote still has them
+    let gone = [0, 999, 1000, 2099];
+    for n in gone {
+        let name = format!("s-{n:05}.bin");
+        std::fs::remove_file(root.join(&name)).unwrap();
+        std::fs::write(remote.join(&name), format!("remote {n}")).unwrap();
+    }
+    // a promotion the process died before: the file is still staged
+    let staged = root.join(TEMP_DIR).join("staged");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::rename(root.join("s-01500.bin"), staged.join("s-01500.bin")).unwrap();
+    let waiting_before: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, version FROM attachments_queue WHERE state = 0 ORDER BY id")
+            .fetch_all(&device.pool)
+            .await
+            .unwrap();
+
+    let queue = builder.build().unwrap();
+    let summary = queue.sync_now().await.unwrap();
+    assert_eq!(
+        summary.downloaded, 4,
+        "each missing file is downloaded again"
+    );
+    for n in gone {
+        let row = queue.get(&id(&format!("s-{n:05}"))).await.unwrap().unwrap();
+        assert_eq!(row.state, AttachmentState::Synced, "s-{n:05}");
+        let name = format!("s-{n:05}.bin");
+        assert_eq!(
+            std::fs::read(root.join(&name)).unwrap(),
+            format!("remote {n}").as_bytes()
+        );
+    }
+    assert_eq!(
+        std::fs::read(root.join("s-01500.bin")).unwrap(),
+        b"kept",
+        "the staged file is back at its path"
+    );
+    let waiting_after: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, version FROM attachments_queue WHERE state = 0 ORDER BY id")
+            .fetch_all(&device.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        waiting_after, waiting_before,
+        "rows without a file are not written"
+    );
+    let counts = queue.status().await.unwrap();
+    assert_eq!((counts.synced, counts.queued_download), (2100, 1500));
+    queue.close().await;
+}

@@ -125,3 +125,64 @@ fn check_reconciled(
         );
     }
 }
+
+/// A full reconcile of a table larger than one of its pages: ids that went are archived
+/// wherever they fall (first row, both sides of a page boundary, last row), ids that came are
+/// tracked wherever they sort (before every row, between two pages, after every row), and the
+/// rows still referenced are left as they were.
+#[tokio::test]
+async fn a_full_reconcile_over_many_pages_judges_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::new(&dir.path().join("a"), &dir.path().join("remote")).await;
+    let builder = device.builder().await; // creates the table
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2499)
+         INSERT INTO attachments_queue (id, filename, local_uri, timestamp, state, has_synced)
+         SELECT printf('r-%05d', i), printf('r-%05d.bin', i), printf('r-%05d.bin', i), 1, 3, 1
+         FROM n",
+    )
+    .execute(&device.pool)
+    .await
+    .unwrap();
+    let root = device.local_dir();
+    std::fs::create_dir_all(&root).unwrap();
+    for n in 0..2500 {
+        std::fs::write(root.join(format!("r-{n:05}.bin")), b"kept").unwrap();
+    }
+    let went = [0, 999, 1000, 2499];
+    let came = ["a-first", "r-00999-new", "z-last"];
+    let mut items: Vec<WatchedAttachmentItem> = (0..2500)
+        .filter(|n| !went.contains(n))
+        .map(|n| item(&AttachmentId::new(format!("r-{n:05}")).unwrap()))
+        .collect();
+    items.extend(came.iter().map(|id| item(&AttachmentId::new(*id).unwrap())));
+    let queue = builder.build().unwrap();
+    queue.set_referenced(items).await.unwrap();
+    queue.sync_now().await.unwrap();
+    let store = attachments::sqlite::SqliteStore::new(device.pool.clone())
+        .await
+        .unwrap();
+    let rows: HashMap<String, AttachmentState> = store
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.id.to_string(), row.state))
+        .collect();
+    for n in went {
+        assert_eq!(
+            rows[&format!("r-{n:05}")],
+            AttachmentState::Archived,
+            "r-{n:05}"
+        );
+    }
+    for id in came {
+        assert!(rows.contains_key(id), "{id} is tracked");
+    }
+    let synced = rows
+        .values()
+        .filter(|state| **state == AttachmentState::Synced)
+        .count();
+    assert_eq!(synced, 2500 - went.len(), "the rows still referenced stay");
+    queue.close().await;
+}

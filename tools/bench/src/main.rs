@@ -17,6 +17,10 @@
 //!   (start-up included), `startup_peak_rss_mib=` (the process through its first pass; the rows
 //!   are inserted by another process), `startup_rss_mib=` (resident after it) and
 //!   `peak_rss_mib=` (the idle passes alone).
+//! - `startup-files --rows N` and `upload-rss --files N`: start-up and memory flat in the
+//!   table size (see `flat.rs`).
+
+mod flat;
 
 use std::path::{Path, PathBuf};
 
@@ -395,6 +399,9 @@ async fn main() -> std::process::ExitCode {
             "reconcile" => reconcile(&args).await,
             "idle-backlog" => idle_backlog(&args).await,
             "idle-backlog-fill" => idle_backlog_fill(&args).await,
+            "startup-files" => flat::startup_files(&args).await,
+            "startup-files-fill" => flat::startup_files_fill(&args).await,
+            "upload-rss" => flat::upload_rss(&args).await,
             other => Err(format!("unknown scenario {other}").into()),
         },
         Err(error) => Err(error),

@@ -329,6 +329,26 @@ impl<S: AttachmentStore> Engine<S> {
             Err(error) => Err(error),
         }
     }
+
+    /// [`local_file_present`](Self::local_file_present) for many paths, in one call to the
+    /// local storage; one answer per path, in order.
+    pub(super) async fn local_files_present(&self, paths: &[String]) -> Vec<Result<bool>> {
+        if paths.is_empty() {
+            return Vec::new();
+        }
+        let answers = self.local.exists_many(paths).await;
+        paths
+            .iter()
+            .zip(answers)
+            .map(|(path, answer)| match answer {
+                Err(error) if error.kind() == ErrorKind::InvalidInput => {
+                    warn!(path, %error, "a row points at a path the local storage refuses");
+                    Ok(false)
+                }
+                answer => answer,
+            })
+            .collect()
+    }
 }
 
 fn missing(id: &AttachmentId) -> Error {

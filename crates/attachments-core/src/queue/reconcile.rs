@@ -34,6 +34,9 @@ use crate::model::{AttachmentId, AttachmentState, ReferencedAttachments, Watched
 use crate::state_machine::{ReconcileContext, reconcile_watched};
 use crate::store::AttachmentStore;
 
+/// Rows a full reconcile reads at a time.
+const RECONCILE_PAGE: usize = 1_000;
+
 /// Above this many rows to read, a reconcile reads the whole table instead.
 const MAX_ROWS_READ_BY_ID: usize = 10_000;
 
@@ -293,39 +296,92 @@ impl<S: AttachmentStore> Engine<S> {
         downloads: bool,
         guarded: &HashSet<AttachmentId>,
     ) -> Result<()> {
-        let in_scope: Vec<WatchedAttachmentItem>;
-        let (rows, items) = match scope {
-            Scope::Table => (self.store.list(None).await?, &reading.items[..]),
-            Scope::Rows(ids) => {
-                if ids.is_empty() {
-                    return Ok(());
-                }
-                let rows = self.store.get_many(&ids).await?;
-                let ids: HashSet<AttachmentId> = ids.into_iter().collect();
-                in_scope = reading
-                    .items
-                    .iter()
-                    .filter(|item| ids.contains(&item.id))
-                    .cloned()
-                    .collect();
-                (rows, &in_scope[..])
+        let ids = match scope {
+            Scope::Table => {
+                return self
+                    .reconcile_table(reading, referenced, downloads, guarded)
+                    .await;
             }
+            Scope::Rows(ids) if ids.is_empty() => return Ok(()),
+            Scope::Rows(ids) => ids,
         };
+        let rows = self.store.get_many(&ids).await?;
+        let ids: HashSet<AttachmentId> = ids.into_iter().collect();
+        let items: Vec<&WatchedAttachmentItem> = reading
+            .items
+            .iter()
+            .filter(|item| ids.contains(&item.id))
+            .collect();
+        self.reconcile_rows(&rows, &items, referenced, downloads, guarded)
+            .await
+    }
+
+    /// The whole table, a page at a time in id order, each page with the references whose ids
+    /// fall in its range (a reference's fate depends on its own row alone): memory holds one
+    /// page of rows, however large the table.
+    async fn reconcile_table(
+        &self,
+        reading: &ReferencedAttachments,
+        referenced: &HashSet<AttachmentId>,
+        downloads: bool,
+        guarded: &HashSet<AttachmentId>,
+    ) -> Result<()> {
+        let mut items: Vec<&WatchedAttachmentItem> = reading.items.iter().collect();
+        items.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        let mut rest = &items[..];
+        let mut after: Option<AttachmentId> = None;
+        loop {
+            let rows = self.store.list_page(after.as_ref(), RECONCILE_PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            let full = rows.len() == RECONCILE_PAGE;
+            // the last page takes every reference left, rows or not
+            let split = if full {
+                rest.partition_point(|item| item.id.as_str() <= last.id.as_str())
+            } else {
+                rest.len()
+            };
+            let (page_items, later) = rest.split_at(split);
+            after = Some(last.id.clone());
+            self.reconcile_rows(&rows, page_items, referenced, downloads, guarded)
+                .await?;
+            rest = later;
+            if !full {
+                break;
+            }
+        }
+        // references beyond the table's last id (or an empty table): new rows
+        if !rest.is_empty() {
+            self.reconcile_rows(&[], rest, referenced, downloads, guarded)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile_rows(
+        &self,
+        rows: &[crate::model::Attachment],
+        items: &[&WatchedAttachmentItem],
+        referenced: &HashSet<AttachmentId>,
+        downloads: bool,
+        guarded: &HashSet<AttachmentId>,
+    ) -> Result<()> {
         debug!(rows = rows.len(), "reconciling references");
+        // the files of archived rows referenced again, checked in one call to the storage
+        let (revived, paths): (Vec<&AttachmentId>, Vec<String>) = rows
+            .iter()
+            .filter(|row| row.state == AttachmentState::Archived && referenced.contains(&row.id))
+            .filter_map(|row| Some((&row.id, row.local_uri.clone()?)))
+            .unzip();
         let mut local_files_present = HashSet::new();
-        for row in &rows {
-            if row.state == AttachmentState::Archived
-                && referenced.contains(&row.id)
-                && let Some(path) = &row.local_uri
-            {
-                match self.local_file_present(path).await {
-                    Ok(true) => {
-                        local_files_present.insert(row.id.clone());
-                    }
-                    Ok(false) => {}
-                    // taken as missing: the row is revived as a download, never stuck
-                    Err(error) => warn!(id = %row.id, path, %error, "could not check a local file"),
+        let answers = self.local_files_present(&paths).await;
+        for ((id, path), answer) in revived.into_iter().zip(&paths).zip(answers) {
+            match answer {
+                Ok(true) => {
+                    local_files_present.insert(id.clone());
                 }
+                Ok(false) => {}
+                // taken as missing: the row is revived as a download, never stuck
+                Err(error) => warn!(%id, path, %error, "could not check a local file"),
             }
         }
         let context = ReconcileContext {
@@ -334,13 +390,16 @@ impl<S: AttachmentStore> Engine<S> {
             recently_deleted: guarded.clone(),
             now_ms: self.clock.now_ms(),
         };
-        let reconciliation = reconcile_watched(&rows, items, &context);
+        let reconciliation = reconcile_watched(rows, items.iter().copied(), &context);
         for (id, error) in reconciliation.rejected {
             warn!(%id, %error, "referenced attachment refused");
             self.emit_error(Some(id), None, error);
         }
+        if reconciliation.changes.is_empty() {
+            return Ok(()); // most pages of a table in step with its references
+        }
         let applied = self.store.apply(reconciliation.changes.clone()).await?;
-        self.report_reconciled(&rows, &reconciliation.changes, &applied);
+        self.report_reconciled(rows, &reconciliation.changes, &applied);
         Ok(())
     }
 

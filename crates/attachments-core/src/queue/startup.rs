@@ -12,7 +12,7 @@ use super::engine::Engine;
 use super::transfer::stream_checksum;
 use crate::error::Result;
 use crate::meter::Meter;
-use crate::model::{Attachment, AttachmentId};
+use crate::model::Attachment;
 use crate::state_machine::verify_on_start;
 use crate::store::AttachmentStore;
 
@@ -43,18 +43,31 @@ impl<S: AttachmentStore> Engine<S> {
         };
         let (promoted, discarded) = self.settle_staged_files(cancel).await?;
         let now = self.clock.now_ms();
+        let retry_after = now.saturating_add(self.longest_backoff_ms());
         let mut repaired = 0;
-        // a page at a time, so start-up memory does not grow with the table
-        let mut after: Option<AttachmentId> = None;
-        loop {
-            let rows = self.store.list_page(after.as_ref(), VERIFY_PAGE).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id.clone());
-            let changes = self.repairs(&rows, now).await;
+        // A page at a time, so start-up memory does not grow with the table; the store skips
+        // the rows start-up cannot change (waiting for a download or a delete, evicted), so
+        // a table of those costs one walk of its index and nothing per row in this process.
+        let mut rows = self
+            .store
+            .list_page_to_verify(None, VERIFY_PAGE, retry_after)
+            .await?;
+        while let Some(last) = rows.last().map(|row| row.id.clone()) {
+            let full = rows.len() == VERIFY_PAGE;
+            // the next page is read while this page's files are checked (the store and the
+            // file system work on threads of their own); its rows are other ids
+            let next = async {
+                if full {
+                    self.store
+                        .list_page_to_verify(Some(&last), VERIFY_PAGE, retry_after)
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            let (changes, next) = futures_util::future::join(self.repairs(&rows, now), next).await;
             repaired += self.apply_and_report(&rows, changes, true).await?;
-            if rows.len() < VERIFY_PAGE {
-                break;
-            }
+            rows = next?;
         }
         info!(
             temp_removed,
@@ -64,24 +77,36 @@ impl<S: AttachmentStore> Engine<S> {
     }
 
     /// What start-up changes in one page of rows: rows whose file is gone, retry times from a
-    /// clock that was wrong. Work in flight is left alone.
+    /// clock that was wrong. Work in flight is left alone. The page's files are checked in
+    /// one call to the local storage.
     async fn repairs(&self, rows: &[Attachment], now: i64) -> Vec<crate::store::RowChange> {
+        // work in flight (a save between its commit and its promotion) is not a crash
+        let idle: Vec<&Attachment> = rows
+            .iter()
+            .filter(|row| {
+                !self.claimed_ids.is_claimed(&row.id)
+                    && !row
+                        .local_uri
+                        .as_ref()
+                        .is_some_and(|path| self.claimed_paths.is_claimed(path))
+            })
+            .collect();
+        let paths: Vec<String> = idle
+            .iter()
+            .filter_map(|row| row.local_uri.clone())
+            .collect();
+        let mut answers = self.local_files_present(&paths).await.into_iter();
         let mut changes = Vec::new();
-        for row in rows {
-            // work in flight (a save between its commit and its promotion) is not a crash
-            let busy = self.claimed_ids.is_claimed(&row.id)
-                || row
-                    .local_uri
-                    .as_ref()
-                    .is_some_and(|path| self.claimed_paths.is_claimed(path));
-            if busy {
-                continue;
-            }
+        for row in idle {
             let exists = match &row.local_uri {
-                Some(path) => match self.local_file_present(path).await {
-                    Ok(exists) => exists,
-                    Err(error) => {
+                Some(path) => match answers.next() {
+                    Some(Ok(exists)) => exists,
+                    Some(Err(error)) => {
                         warn!(id = %row.id, path, %error, "could not check a local file; left as is");
+                        continue;
+                    }
+                    None => {
+                        warn!(id = %row.id, path, "the local storage gave no answer for a file; left as is");
                         continue;
                     }
                 },
@@ -97,12 +122,16 @@ impl<S: AttachmentStore> Engine<S> {
         changes
     }
 
+    /// The longest backoff, in milliseconds.
+    fn longest_backoff_ms(&self) -> i64 {
+        i64::try_from(self.config.retry.max_backoff.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// A retry time further away than the longest backoff was written by a clock that was
     /// wrong (or by another program): the row is due now instead of waiting for it.
     fn clamp_retry_time(&self, row: &Attachment, now: i64) -> Option<crate::store::RowChange> {
-        let longest = i64::try_from(self.config.retry.max_backoff.as_millis()).unwrap_or(i64::MAX);
         let at = row.next_attempt_at?;
-        if !row.state.is_queued() || at <= now.saturating_add(longest) {
+        if !row.state.is_queued() || at <= now.saturating_add(self.longest_backoff_ms()) {
             return None;
         }
         warn!(id = %row.id, at, "a retry time beyond the longest backoff; due now");
@@ -129,29 +158,12 @@ impl<S: AttachmentStore> Engine<S> {
         if staged.is_empty() {
             return Ok((0, 0));
         }
-        // the rows that point at a staged path (few: a crash leaves a handful of staged files)
-        let wanted: std::collections::HashSet<&str> = staged.iter().map(String::as_str).collect();
-        let mut owners: HashMap<String, Attachment> = HashMap::new();
-        let mut after: Option<AttachmentId> = None;
-        loop {
-            let rows = self.store.list_page(after.as_ref(), VERIFY_PAGE).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id.clone());
-            let full = rows.len() == VERIFY_PAGE;
-            for row in rows {
-                if let Some(path) = row.local_uri.clone()
-                    && wanted.contains(path.as_str())
-                {
-                    owners.insert(path, row);
-                }
-            }
-            if !full {
-                break;
-            }
-        }
+        // the rows that point at a staged path (few: a crash leaves a handful of staged
+        // files), asked of the store by path rather than found by reading the table
+        let owners = self.store.list_by_local_uri(&staged).await?;
         let by_path: HashMap<&str, &Attachment> = owners
             .iter()
-            .map(|(path, row)| (path.as_str(), row))
+            .filter_map(|row| row.local_uri.as_deref().map(|path| (path, row)))
             .collect();
         let (mut promoted, mut discarded) = (0, 0);
         for path in staged {

@@ -94,9 +94,9 @@ pub(crate) struct Reconciliation {
 ///   one archived by a permanent failure stays archived until `retry`;
 /// - an id no longer referenced is archived when `Synced` or `QueuedDownload`; pending uploads
 ///   and deletes are kept.
-pub(crate) fn reconcile_watched(
+pub(crate) fn reconcile_watched<'a>(
     rows: &[Attachment],
-    items: &[WatchedAttachmentItem],
+    items: impl IntoIterator<Item = &'a WatchedAttachmentItem>,
     context: &ReconcileContext,
 ) -> Reconciliation {
     let mut result = Reconciliation::default();

@@ -51,6 +51,7 @@ pub async fn local_storage_suite_with(storage: &dyn LocalStorage, staging: Stagi
     a_missing_file_is_not_found_and_deleting_it_is_ok(storage).await;
     a_deleted_file_is_gone(storage).await;
     hostile_paths_are_refused_and_change_nothing(storage).await;
+    super::startup::exists_many_answers_each_path_in_order(storage).await;
     lock_exclusive_admits_one_holder_at_a_time(storage).await;
     match staging {
         Staging::Separate => {

@@ -6,6 +6,7 @@
 pub mod local;
 pub mod ranges;
 pub mod remote;
+pub mod startup;
 pub mod store;
 
 pub use local::{Staging, local_storage_suite, local_storage_suite_with};

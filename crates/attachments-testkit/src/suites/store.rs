@@ -85,6 +85,9 @@ pub async fn store_suite<S: AttachmentStore>(store: &S) {
     versions_never_repeat_across_clear(store).await;
     insert_refuses_a_taken_filename(store).await;
     list_due_returns_only_due_rows(store).await;
+    super::startup::list_page_reads_the_table_in_id_order(store).await;
+    super::startup::list_page_to_verify_skips_rows_start_up_cannot_change(store).await;
+    super::startup::list_by_local_uri_finds_the_owners_of_paths(store).await;
     next_attempt_at_is_the_earliest_retry_time(store).await;
     lock_exclusive_refuses_a_second_holder(store).await;
     clear_removes_every_row(store).await;
