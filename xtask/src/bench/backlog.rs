@@ -2,7 +2,9 @@
 //! subcommand of `attachments-bench` (the rows inserted by another process, so building them
 //! does not count in the queue's memory; no S3 server needed):
 //! - `startup`: 100,000 rows; the first pass (start-up verification included) in ms, the
-//!   process's peak RSS through it, and the RSS it still holds after it.
+//!   process's peak RSS through it, and the RSS it still holds after it. Reported twice: as
+//!   `startup` for queued rows all backed off, and as `startup-files` for `Synced` rows whose
+//!   files start-up checks (the `startup-files` subcommand, one file missing and repaired).
 //! - `idle-backlog`: two row counts a decade apart, all backed off; the first pass, then idle
 //!   passes (`sync_now`), reported beside their goals (issue 11, item 13).
 
@@ -46,6 +48,45 @@ pub(crate) fn startup(bench: &Bench, results: &mut Results) -> Result<(), String
             "resident_rss_mib",
             QUEUE,
             figure.number("startup_rss_mib"),
+        );
+        // the same row count as `Synced` rows whose files start-up must check (one missing)
+        let measured = measure(
+            &mut bench.queue(
+                None,
+                &["startup-files", "--rows", &sizes.startup_rows.to_string()],
+            )?,
+            "the queue's startup-files",
+        )?;
+        let number = |name: &str| {
+            measured
+                .fields
+                .get(name)
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        results.add(
+            "startup-files",
+            "first_pass_ms",
+            QUEUE,
+            number("first_pass_ms"),
+        );
+        results.add(
+            "startup-files",
+            "first_pass_cpu_ms",
+            QUEUE,
+            number("first_pass_cpu_ms"),
+        );
+        results.add(
+            "startup-files",
+            "peak_rss_mib",
+            QUEUE,
+            number("startup_peak_rss_mib"),
+        );
+        results.add(
+            "startup-files",
+            "resident_rss_mib",
+            QUEUE,
+            number("rss_after_mib"),
         );
     }
     Ok(())

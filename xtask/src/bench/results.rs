@@ -54,8 +54,8 @@ fn goal(scenario: &str, metric: &str) -> Option<Goal> {
         ("bookkeeping", "attachments_per_s") => Goal::AtLeast(5_000.0),
         ("reconcile", "first_ms") => Goal::AtMost(2_000.0),
         ("reconcile", "change_ms") => Goal::AtMost(100.0),
-        ("startup", "first_pass_ms") => Goal::AtMost(300.0),
-        ("startup", "peak_rss_mib") => Goal::AtMost(48.0),
+        ("startup" | "startup-files", "first_pass_ms") => Goal::AtMost(300.0),
+        ("startup" | "startup-files", "peak_rss_mib") => Goal::AtMost(48.0),
         ("scaling", "rss_after_growth_mib") => Goal::AtMost(8.0),
         _ => return None,
     })
