@@ -192,8 +192,9 @@ pub trait AttachmentStore: Send + Sync + 'static {
 
     /// Up to `limit` rows with ids after `after` (from the first when `None`), in id order:
     /// start-up reads the table a page at a time, so its memory does not grow with the
-    /// table. Unreadable rows are left out, as in `list`. The default sorts `list`; a store
-    /// should answer from its primary key.
+    /// table. Unreadable rows are left out, as in `list`, so a page may be shorter than
+    /// `limit` with more rows after it: only an empty page says the table has ended. The
+    /// default sorts `list`; a store should answer from its primary key.
     async fn list_page(
         &self,
         after: Option<&AttachmentId>,
@@ -228,13 +229,13 @@ pub trait AttachmentStore: Send + Sync + 'static {
             let rows = self.list_page(after.as_ref(), limit).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.id.clone());
-            let full = rows.len() == limit;
             for row in rows {
                 if found.len() < limit && needs_verifying(&row, retry_after_ms) {
                     found.push(row);
                 }
             }
-            if found.len() == limit || !full {
+            // only an empty page ends the table: unreadable rows are left out of a page
+            if found.len() == limit {
                 break;
             }
         }

@@ -330,24 +330,17 @@ impl<S: AttachmentStore> Engine<S> {
         items.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         let mut rest = &items[..];
         let mut after: Option<AttachmentId> = None;
+        // Only an empty page ends the walk: a store leaves unreadable rows out of a page, so
+        // a short page is not the last one.
         loop {
             let rows = self.store.list_page(after.as_ref(), RECONCILE_PAGE).await?;
             let Some(last) = rows.last() else { break };
-            let full = rows.len() == RECONCILE_PAGE;
-            // the last page takes every reference left, rows or not
-            let split = if full {
-                rest.partition_point(|item| item.id.as_str() <= last.id.as_str())
-            } else {
-                rest.len()
-            };
+            let split = rest.partition_point(|item| item.id.as_str() <= last.id.as_str());
             let (page_items, later) = rest.split_at(split);
             after = Some(last.id.clone());
             self.reconcile_rows(&rows, page_items, referenced, downloads, guarded)
                 .await?;
             rest = later;
-            if !full {
-                break;
-            }
         }
         // references beyond the table's last id (or an empty table): new rows
         if !rest.is_empty() {

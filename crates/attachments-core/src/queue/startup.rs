@@ -53,18 +53,13 @@ impl<S: AttachmentStore> Engine<S> {
             .list_page_to_verify(None, VERIFY_PAGE, retry_after)
             .await?;
         while let Some(last) = rows.last().map(|row| row.id.clone()) {
-            let full = rows.len() == VERIFY_PAGE;
             // the next page is read while this page's files are checked (the store and the
-            // file system work on threads of their own); its rows are other ids
-            let next = async {
-                if full {
-                    self.store
-                        .list_page_to_verify(Some(&last), VERIFY_PAGE, retry_after)
-                        .await
-                } else {
-                    Ok(Vec::new())
-                }
-            };
+            // file system work on threads of their own); its rows are other ids. Only an
+            // empty page ends the walk: a store leaves unreadable rows out of a page, so a
+            // short page is not the last one.
+            let next = self
+                .store
+                .list_page_to_verify(Some(&last), VERIFY_PAGE, retry_after);
             let (changes, next) = futures_util::future::join(self.repairs(&rows, now), next).await;
             repaired += self.apply_and_report(&rows, changes, true).await?;
             rows = next?;
