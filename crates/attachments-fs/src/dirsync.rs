@@ -76,8 +76,26 @@ struct Rounds {
     finished: u64,
     /// Whether a sync is running now.
     running: bool,
-    /// Whether the last sync finished succeeded.
-    last_succeeded: bool,
+    /// The last sync that failed, and its error.
+    last_failure: Option<(u64, attachments_core::Error)>,
+}
+
+impl Rounds {
+    /// The answer for a writer that needs sync `needed`, once it has finished: the error of a
+    /// failed sync at or after it, else success. After a failed `fsync` nothing says what
+    /// reached the disk, and a later sync may not report the same error again, so every
+    /// writer the failed sync covered is told, never only the one that ran it. (A writer
+    /// whose own sync succeeded but a later one failed is told too: a false alarm costs a
+    /// retry, a false success could cost its data.)
+    fn answer(&self, needed: u64) -> Option<Result<()>> {
+        if self.finished < needed {
+            return None;
+        }
+        Some(match &self.last_failure {
+            Some((round, error)) if *round >= needed => Err(error.clone()),
+            _ => Ok(()),
+        })
+    }
 }
 
 impl SharedDirSync {
@@ -89,15 +107,16 @@ impl SharedDirSync {
         }
     }
 
-    /// Wait for a successful sync that started after this call, running it when none runs.
+    /// Wait for the end of a sync that started after this call, running it when none runs;
+    /// its error is this caller's error.
     fn sync(&self, what: &str) -> Result<()> {
         let mut rounds = self.lock();
         // a sync that is running now may have started before the caller's rename: only a
         // later one counts
         let needed = rounds.started + 1;
         loop {
-            if rounds.finished >= needed && rounds.last_succeeded {
-                return Ok(());
+            if let Some(answer) = rounds.answer(needed) {
+                return answer;
             }
             if !rounds.running {
                 // none runs: this caller runs the next one, for itself and whoever waits
@@ -109,9 +128,10 @@ impl SharedDirSync {
                 let mut rounds = self.lock();
                 rounds.running = false;
                 rounds.finished = round;
-                rounds.last_succeeded = result.is_ok();
+                if let Err(error) = &result {
+                    rounds.last_failure = Some((round, error.clone()));
+                }
                 self.finished.notify_all();
-                // a failed sync fails its caller; the others it covered run one of their own
                 return result;
             }
             rounds = self
@@ -168,7 +188,28 @@ mod tests {
         shared.sync("the directory, now there").unwrap();
         let rounds = shared.lock();
         assert_eq!((rounds.started, rounds.finished), (2, 2));
-        assert!(rounds.last_succeeded);
+    }
+
+    #[test]
+    fn every_writer_a_failed_sync_covered_gets_its_error() {
+        let failed = attachments_core::Error::new(attachments_core::ErrorKind::Other, "EIO");
+        let after_failure = |round: u64| Rounds {
+            started: 3,
+            finished: 3,
+            running: false,
+            last_failure: Some((round, failed.clone())),
+        };
+        // sync 3 failed: every writer who needed it is told, not only the one who ran it (a
+        // later sync would not say it again), and so is one who needed sync 2 but woke late
+        let rounds = after_failure(3);
+        assert!(rounds.answer(3).unwrap().is_err());
+        assert!(rounds.answer(2).unwrap().is_err());
+        // one who needs sync 4 waits for it
+        assert!(rounds.answer(4).is_none());
+        // sync 1 failed: the writers who needed sync 2 or 3 (run after it) are fine
+        let rounds = after_failure(1);
+        assert!(rounds.answer(2).unwrap().is_ok());
+        assert!(rounds.answer(3).unwrap().is_ok());
     }
 
     #[test]

@@ -33,6 +33,8 @@ struct Gate {
     entered: watch::Sender<u64>,
     /// True while held promotions wait.
     closed: watch::Sender<bool>,
+    /// How many reads have been answered.
+    reads: watch::Sender<u64>,
 }
 
 impl Gated {
@@ -43,6 +45,7 @@ impl Gated {
                 held_path: Mutex::new(None),
                 entered: watch::Sender::new(0),
                 closed: watch::Sender::new(false),
+                reads: watch::Sender::new(0),
             }),
         }
     }
@@ -62,6 +65,15 @@ impl Gated {
             .unwrap();
     }
 
+    /// Wait until at least `count` reads have been answered.
+    async fn reads_answered(&self, count: u64) {
+        let mut reads = self.gate.reads.subscribe();
+        tokio::time::timeout(PATIENCE, reads.wait_for(|n| *n >= count))
+            .await
+            .expect("the reads were answered")
+            .unwrap();
+    }
+
     /// Let held (and later) promotions through.
     fn release(&self) {
         *self.gate.held_path.lock().unwrap() = None;
@@ -78,7 +90,9 @@ impl LocalStorage for Gated {
         self.inner.write_downloaded(path, data).await
     }
     async fn read(&self, path: &str) -> Result<ByteStream> {
-        self.inner.read(path).await
+        let read = self.inner.read(path).await;
+        self.gate.reads.send_modify(|n| *n += 1);
+        read
     }
     async fn delete(&self, path: &str) -> Result<()> {
         self.inner.delete(path).await
@@ -181,6 +195,40 @@ async fn stop_sync_during_a_download_promotion_leaves_a_synced_row_without_its_f
         read.map_err(|e| e.to_string()),
         Ok(b"remote bytes".to_vec()),
         "a Synced attachment must be readable"
+    );
+}
+
+/// The row of a download says `Synced` a moment before its file is promoted: `read_file` in
+/// that moment waits for the file and returns its bytes, never `NotFound` for a `Synced` row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_file_while_a_synced_download_is_promoted_returns_its_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::new(&tmp.path().join("d"), &tmp.path().join("remote")).await;
+    std::fs::write(tmp.path().join("remote").join("d.jpg"), b"remote bytes").unwrap();
+    let local = Gated::new(&device.local_dir());
+    let queue = gated_queue(&device, &local).await;
+    let d = id("d");
+
+    local.hold_promote("d.jpg");
+    queue.set_referenced(vec![item(&d)]).await.unwrap();
+    queue.start_sync().await.unwrap();
+    local.promote_reached().await;
+    assert_eq!(state(&queue, &d).await, Some(AttachmentState::Synced));
+    let reader = {
+        let queue = queue.clone();
+        let d = d.clone();
+        tokio::spawn(async move { contents(&queue, &d).await })
+    };
+    // the reader has found no file at the path (still staged), and only then is the
+    // promotion let through: the reader must wait for it, not answer NotFound
+    local.reads_answered(1).await;
+    local.release();
+    let read = reader.await.unwrap();
+    queue.close().await;
+    assert_eq!(
+        read.map_err(|e| e.to_string()),
+        Ok(b"remote bytes".to_vec()),
+        "a Synced attachment is readable through read_file"
     );
 }
 

@@ -71,6 +71,20 @@ impl<K: Hash + Eq + Clone> Claims<K> {
         }
     }
 
+    /// Wait until nobody holds `key`, without claiming it.
+    pub(super) async fn wait_until_released(&self, key: &K) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // registered before the check, so a release in between is not missed
+            released.as_mut().enable();
+            if !self.is_claimed(key) {
+                return;
+            }
+            released.await;
+        }
+    }
+
     /// Whether `key` is claimed right now.
     pub(super) fn is_claimed(&self, key: &K) -> bool {
         self.held

@@ -23,7 +23,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{BoxError, Error, Result};
+use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::model::{Attachment, AttachmentId, ReferencedAttachments};
 use crate::storage::{ByteStream, LocalStorage, RemoteStorage};
 use crate::store::{AttachmentStore, StateCounts};
@@ -297,12 +297,28 @@ impl<S: AttachmentStore> AttachmentQueue<S> {
         self.engine.events.subscribe()
     }
 
-    /// Read the local copy of an attachment.
+    /// Read the local copy of an attachment. A download whose row already says `Synced` but
+    /// whose file is still being put in place is waited for.
     ///
     /// # Errors
     /// `NotFound` when the attachment or its local file does not exist.
     pub async fn read_file(&self, id: &AttachmentId) -> Result<ByteStream> {
         self.engine.lifecycle.ensure_open()?;
+        match self.read_local_copy(id).await {
+            // The row of a download says `Synced` a moment before its file is promoted (the
+            // compare-and-set decides first); the download holds its id until then.
+            Err(error)
+                if error.kind() == ErrorKind::NotFound
+                    && self.engine.claimed_ids.is_claimed(id) =>
+            {
+                self.engine.claimed_ids.wait_until_released(id).await;
+                self.read_local_copy(id).await
+            }
+            read => read,
+        }
+    }
+
+    async fn read_local_copy(&self, id: &AttachmentId) -> Result<ByteStream> {
         let row = self
             .engine
             .store
