@@ -35,6 +35,9 @@ struct Gate {
     closed: watch::Sender<bool>,
     /// How many reads have been answered.
     reads: watch::Sender<u64>,
+    /// A path whose next promotion moves the file and then fails, as a directory sync that
+    /// returns EIO after the rename does.
+    fail_after_promote: Mutex<Option<String>>,
 }
 
 impl Gated {
@@ -46,6 +49,7 @@ impl Gated {
                 entered: watch::Sender::new(0),
                 closed: watch::Sender::new(false),
                 reads: watch::Sender::new(0),
+                fail_after_promote: Mutex::new(None),
             }),
         }
     }
@@ -116,7 +120,16 @@ impl LocalStorage for Gated {
             let mut closed = self.gate.closed.subscribe();
             let _ = closed.wait_for(|closed| !*closed).await;
         }
-        self.inner.promote_staged(path).await
+        self.inner.promote_staged(path).await?;
+        let mut failing = self.gate.fail_after_promote.lock().unwrap();
+        if failing.as_deref() == Some(path) {
+            *failing = None;
+            return Err(attachments::Error::new(
+                ErrorKind::Other,
+                "syncing the directory: Input/output error (os error 5)",
+            ));
+        }
+        Ok(())
     }
     async fn stage_existing(&self, path: &str) -> Result<bool> {
         self.inner.stage_existing(path).await
@@ -229,6 +242,34 @@ async fn read_file_while_a_synced_download_is_promoted_returns_its_bytes() {
         read.map_err(|e| e.to_string()),
         Ok(b"remote bytes".to_vec()),
         "a Synced attachment is readable through read_file"
+    );
+}
+
+/// A download whose file was moved into place but whose directory sync then failed (EIO) is
+/// kept `Synced`: the file is the queue's own and complete (start-up re-downloads it if a
+/// power cut loses it), never turned into "a file the queue did not write" that blocks every
+/// retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_whose_directory_sync_failed_after_the_move_stays_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::new(&tmp.path().join("d"), &tmp.path().join("remote")).await;
+    std::fs::write(tmp.path().join("remote").join("d.jpg"), b"remote bytes").unwrap();
+    let local = Gated::new(&device.local_dir());
+    *local.gate.fail_after_promote.lock().unwrap() = Some("d.jpg".to_owned());
+    let queue = gated_queue(&device, &local).await;
+    let d = id("d");
+
+    queue.set_referenced(vec![item(&d)]).await.unwrap();
+    queue.sync_now().await.unwrap();
+    queue.sync_now().await.unwrap();
+    let row = queue.get(&d).await.unwrap().unwrap();
+    let read = contents(&queue, &d).await;
+    queue.close().await;
+    assert_eq!(row.state, AttachmentState::Synced);
+    assert_eq!(row.local_uri.as_deref(), Some("d.jpg"));
+    assert_eq!(
+        read.map_err(|e| e.to_string()),
+        Ok(b"remote bytes".to_vec())
     );
 }
 

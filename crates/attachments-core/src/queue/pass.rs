@@ -226,14 +226,22 @@ impl<S: AttachmentStore> Engine<S> {
             if let Some(staged) = &end.staged
                 && let Err(error) = self.finish_staged(staged, applied).await
             {
-                if let (StagedFile::Downloaded(_), true) = (staged, applied) {
-                    // the row says Synced but its file could not be put in place
-                    self.undo_download(&end.row.id, error).await;
-                    written.push((end.outcome, change, false));
-                    continue;
+                match (staged, applied) {
+                    (StagedFile::Downloaded(path), true) if self.moved_into_place(path).await => {
+                        // the file moved, then the directory sync failed: it is the queue's
+                        // own, complete file; if a power cut loses it, start-up sees a
+                        // `Synced` row without its file and downloads it again
+                        warn!(path, %error, "a downloaded file is in place, but its directory could not be synced");
+                    }
+                    (StagedFile::Downloaded(_), true) => {
+                        // the row says Synced but its file could not be put in place
+                        self.undo_download(&end.row.id, error).await;
+                        written.push((end.outcome, change, false));
+                        continue;
+                    }
+                    // the staged file stays; start-up puts it where its row says
+                    _ => warn!(?staged, %error, "could not finish a staged file"),
                 }
-                // the staged file stays; start-up puts it where its row says
-                warn!(?staged, %error, "could not finish a staged file");
             }
             if applied {
                 self.report_write(Some(end.row.state), &change);
@@ -265,6 +273,17 @@ impl<S: AttachmentStore> Engine<S> {
                 self.local.discard_staged(path).await
             }
         }
+    }
+
+    /// Whether a promotion that reported an error moved the staged file to `path` anyway (the
+    /// move happened, the directory sync after it failed): the staged file is gone and a file
+    /// is at the path. Anything unsure answers no.
+    async fn moved_into_place(&self, path: &str) -> bool {
+        let still_staged = match self.local.list_staged().await {
+            Ok(staged) => staged.iter().any(|staged| staged == path),
+            Err(_) => true,
+        };
+        !still_staged && self.local.exists(path).await.unwrap_or(false)
     }
 
     /// A download whose file could not be put at its path (something the queue did not write
