@@ -159,6 +159,14 @@ async fn gated_queue(device: &Device, local: &Gated) -> SqliteAttachmentQueue {
     .unwrap()
 }
 
+/// A device whose remote holds `d.jpg` ("remote bytes"), with a gated local storage.
+async fn device_with_remote_d(tmp: &std::path::Path) -> (Device, Gated) {
+    let device = Device::new(&tmp.join("d"), &tmp.join("remote")).await;
+    std::fs::write(tmp.join("remote").join("d.jpg"), b"remote bytes").unwrap();
+    let local = Gated::new(&device.local_dir());
+    (device, local)
+}
+
 fn id(text: &str) -> AttachmentId {
     AttachmentId::new(text).unwrap()
 }
@@ -185,9 +193,7 @@ async fn state(queue: &SqliteAttachmentQueue, id_: &AttachmentId) -> Option<Atta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_sync_during_a_download_promotion_leaves_a_synced_row_without_its_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let device = Device::new(&tmp.path().join("d"), &tmp.path().join("remote")).await;
-    std::fs::write(tmp.path().join("remote").join("d.jpg"), b"remote bytes").unwrap();
-    let local = Gated::new(&device.local_dir());
+    let (device, local) = device_with_remote_d(tmp.path()).await;
     let queue = gated_queue(&device, &local).await;
     let d = id("d");
 
@@ -216,9 +222,7 @@ async fn stop_sync_during_a_download_promotion_leaves_a_synced_row_without_its_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_file_while_a_synced_download_is_promoted_returns_its_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let device = Device::new(&tmp.path().join("d"), &tmp.path().join("remote")).await;
-    std::fs::write(tmp.path().join("remote").join("d.jpg"), b"remote bytes").unwrap();
-    let local = Gated::new(&device.local_dir());
+    let (device, local) = device_with_remote_d(tmp.path()).await;
     let queue = gated_queue(&device, &local).await;
     let d = id("d");
 
@@ -252,9 +256,7 @@ async fn read_file_while_a_synced_download_is_promoted_returns_its_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_whose_directory_sync_failed_after_the_move_stays_synced() {
     let tmp = tempfile::tempdir().unwrap();
-    let device = Device::new(&tmp.path().join("d"), &tmp.path().join("remote")).await;
-    std::fs::write(tmp.path().join("remote").join("d.jpg"), b"remote bytes").unwrap();
-    let local = Gated::new(&device.local_dir());
+    let (device, local) = device_with_remote_d(tmp.path()).await;
     *local.gate.fail_after_promote.lock().unwrap() = Some("d.jpg".to_owned());
     let queue = gated_queue(&device, &local).await;
     let d = id("d");
